@@ -1,0 +1,1 @@
+"""Domain logic and persistence. Plain async Python: nothing here imports tornado."""

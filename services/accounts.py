@@ -1,0 +1,50 @@
+"""Sign-up, login, who-am-I and logout: the account use cases the handlers call."""
+
+from __future__ import annotations
+
+from services import validation
+from services.errors import NotAuthenticated
+from services.sessions import AuthTokenCodec, Principal, SessionStore
+from services.throttle import LoginThrottle
+from services.users import UserStore, public_user
+
+INVALID_CREDENTIALS = "Invalid email or password"
+
+
+class Accounts:
+    def __init__(self, users: UserStore, sessions: SessionStore, tokens: AuthTokenCodec,
+                 throttle: LoginThrottle):
+        self._users = users
+        self._sessions = sessions
+        self._tokens = tokens
+        self._throttle = throttle
+
+    async def signup(self, body) -> str:
+        fields = validation.validated(validation.SIGNUP, body)
+        return await self._users.create(fields["name"], fields["email"], fields["password"])
+
+    async def login(self, body, client_address: str | None) -> dict:
+        fields = validation.validated(validation.LOGIN, body)
+        email = fields["email"]
+        await self._throttle.check(email, client_address)
+        user = await self._users.check_credentials(email, fields["password"])
+        if user is None:
+            await self._throttle.record_failure(email, client_address)
+            # The same words whether or not the email is registered.
+            raise NotAuthenticated(INVALID_CREDENTIALS)
+        await self._throttle.reset(email)
+        principal = Principal(user_id=str(user["_id"]), session_id=await self._sessions.start(str(user["_id"])))
+        return {"token": self._tokens.issue(principal), "user": public_user(user)}
+
+    async def authenticate(self, bearer_token: str) -> Principal:
+        """The caller behind an auth token, provided its session has not ended."""
+        principal = self._tokens.verify(bearer_token)
+        if not await self._sessions.is_live(principal):
+            raise NotAuthenticated("You have been logged out. Please log in again.")
+        return principal
+
+    async def profile(self, principal: Principal) -> dict:
+        return public_user(await self._users.get(principal.user_id), with_created_at=True)
+
+    async def logout(self, principal: Principal) -> None:
+        await self._sessions.end(principal)

@@ -1,0 +1,105 @@
+"""Playback tokens and the dashboard/stream/play use cases built on them.
+
+A playback token is an itsdangerous timed signature over the video id, the user id
+and the login session. It has a salt of its own, so the key it is signed with is not
+the JWT's, and neither kind of token can pass for the other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from urllib.parse import quote
+
+from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
+
+from services.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
+from services.ids import parse_object_id
+from services.sessions import Principal, SessionStore
+from services.videos import VideoCatalog, embed_url
+
+PLAYBACK_SALT = "video-app.playback-token.v1"
+
+
+@dataclasses.dataclass(frozen=True)
+class PlaybackGrant:
+    video_id: str
+    principal: Principal
+
+
+class PlaybackSigner:
+    """``secrets`` newest first, as for the JWT: the newest signs, all verify."""
+
+    def __init__(self, secrets: tuple[str, ...], max_age_seconds: int):
+        # itsdangerous signs with the *last* key of the list and verifies with any.
+        self._serializer = URLSafeTimedSerializer(list(reversed(secrets)), salt=PLAYBACK_SALT)
+        self._max_age = max_age_seconds
+
+    def sign(self, video_id: str, principal: Principal) -> str:
+        return self._serializer.dumps({"v": video_id, "u": principal.user_id, "s": principal.session_id})
+
+    def verify(self, token: str) -> PlaybackGrant:
+        try:
+            payload = self._serializer.loads(token, max_age=self._max_age)
+        except SignatureExpired:
+            raise NotAuthenticated("This playback link has expired. Go back to the dashboard for a new one.") from None
+        except BadData:
+            raise NotAuthenticated("This playback link is not valid.") from None
+        if not (isinstance(payload, dict) and all(isinstance(payload.get(k), str) for k in "vus")):
+            raise NotAuthenticated("This playback link is not valid.")
+        return PlaybackGrant(payload["v"], Principal(user_id=payload["u"], session_id=payload["s"]))
+
+
+class Playback:
+    def __init__(self, catalog: VideoCatalog, signer: PlaybackSigner, sessions: SessionStore,
+                 dashboard_count: int):
+        self._catalog = catalog
+        self._signer = signer
+        self._sessions = sessions
+        self._dashboard_count = dashboard_count
+
+    async def dashboard(self, principal: Principal, base_url: str) -> list[dict]:
+        """The first active videos, each with a playback token for this user and session
+        and the absolute ``play_url`` a webview can open as it is."""
+        items = []
+        for video in await self._catalog.active(self._dashboard_count):
+            video_id = str(video["_id"])
+            token = self._signer.sign(video_id, principal)
+            items.append({
+                "id": video_id,
+                "title": video["title"],
+                "description": video.get("description", ""),
+                "thumbnail_url": video.get("thumbnail_url", ""),
+                "playback_token": token,
+                "play_url": f"{base_url}/video/{video_id}/play?token={quote(token, safe='')}",
+            })
+        return items
+
+    async def stream(self, principal: Principal, video_id: str, token: str | None) -> dict:
+        video = await self._authorize(video_id, token, caller=principal)
+        return {"stream_url": embed_url(video["youtube_id"]), "video_id": video_id, "title": video["title"]}
+
+    async def play(self, video_id: str, token: str | None) -> str:
+        """The embed URL, for a caller whose only credential is the playback token."""
+        video = await self._authorize(video_id, token, caller=None)
+        return embed_url(video["youtube_id"])
+
+    async def _authorize(self, video_id: str, token: str | None, caller: Principal | None) -> dict:
+        if not token:
+            raise InvalidInput("A playback token is required: use the playback_token from the dashboard.")
+        if parse_object_id(video_id) is None:
+            raise NotFound("Video not found.")
+        grant = self._signer.verify(token)
+        if grant.video_id != video_id:
+            raise Forbidden("This playback link is for another video.")
+        if caller is not None and grant.principal.user_id != caller.user_id:
+            raise Forbidden("This playback link belongs to another user.")
+        # The caller's own session was checked when its JWT was; any other session
+        # (an older login of the same user, or none for /play) is checked here.
+        if grant.principal != caller and not await self._sessions.is_live(grant.principal):
+            raise NotAuthenticated("This playback link was revoked by a logout. Please log in again.")
+        video = await self._catalog.get(video_id)
+        if video is None:
+            raise NotFound("Video not found.")
+        if not video.get("is_active"):
+            raise Forbidden("This video is not available.")
+        return video

@@ -1,0 +1,77 @@
+"""Request bodies, validated with ``schema`` before anything reaches a query.
+
+Every field is checked for its type first, so an operator object such as
+``{"$ne": null}`` is a 400 and never a filter. Values come back normalised
+(trimmed names, trimmed and lower-cased emails).
+"""
+
+from __future__ import annotations
+
+from email_validator import EmailNotValidError, validate_email
+from schema import And, Schema, SchemaError, Use
+
+from services.errors import InvalidInput
+
+MAX_NAME_CHARS = 100
+MAX_EMAIL_CHARS = 254  # RFC 5321 path limit
+MIN_PASSWORD_BYTES = 6
+# bcrypt only looks at the first 72 bytes (and bcrypt 5 refuses more): a longer
+# password would be silently truncated, so it is refused with a clear message instead.
+MAX_PASSWORD_BYTES = 72
+
+
+def normalize_email(value: str) -> str:
+    return value.strip().lower()
+
+
+def _is_email(value: str) -> bool:
+    if len(value) > MAX_EMAIL_CHARS:
+        return False
+    try:
+        # Syntax only: no DNS lookup, which would block the event loop and leak timing.
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return True
+
+
+def _password_fits(value: str) -> bool:
+    return MIN_PASSWORD_BYTES <= len(value.encode("utf-8")) <= MAX_PASSWORD_BYTES
+
+
+NAME = And(
+    str, Use(str.strip), lambda v: 0 < len(v) <= MAX_NAME_CHARS,
+    error=f"Name must be a non-empty text of at most {MAX_NAME_CHARS} characters.",
+)
+EMAIL = And(
+    str, Use(normalize_email), _is_email,
+    error="Email must be a valid email address, such as name@example.com.",
+)
+PASSWORD = And(
+    str, _password_fits,
+    error=f"Password must be text of {MIN_PASSWORD_BYTES} to {MAX_PASSWORD_BYTES} bytes "
+          f"(up to {MAX_PASSWORD_BYTES} plain letters, fewer with accents or emoji).",
+)
+
+# What to say when a field is absent, by field name.
+_MISSING = {
+    "name": "Name is required.",
+    "email": "Email is required.",
+    "password": "Password is required.",
+}
+
+SIGNUP = Schema({"name": NAME, "email": EMAIL, "password": PASSWORD}, ignore_extra_keys=True)
+LOGIN = Schema({"email": EMAIL, "password": PASSWORD}, ignore_extra_keys=True)
+
+
+def validated(schema: Schema, body) -> dict:
+    """Returns the normalised body, or raises InvalidInput with a readable message."""
+    if not isinstance(body, dict):
+        raise InvalidInput("The request body must be a JSON object.")
+    for key in schema.schema:
+        if key not in body:
+            raise InvalidInput(_MISSING.get(key, f"{key} is required."))
+    try:
+        return schema.validate(body)
+    except SchemaError as error:
+        raise InvalidInput(error.code) from None
