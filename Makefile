@@ -1,0 +1,38 @@
+# Two commands on a fresh clone: `make run` and `make test`. Each creates .venv with
+# python3 -m venv when it is missing and installs the pinned requirements only when
+# a requirements file changed since the last install.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+DEV_STAMP := $(VENV)/.dev-installed
+
+.PHONY: run test lint fuzz bench seed clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(RUNTIME_STAMP): requirements.txt | $(PY)
+	$(PIP) -r requirements.txt
+	touch $@
+
+$(DEV_STAMP): requirements.txt requirements-dev.txt | $(PY)
+	$(PIP) -r requirements-dev.txt
+	touch $(RUNTIME_STAMP) $@
+
+run: $(RUNTIME_STAMP)
+	$(PY) -m server
+
+seed: $(RUNTIME_STAMP)
+	$(PY) -m seeds
+
+test: $(DEV_STAMP)
+	$(PY) -m pytest
+
+lint: $(DEV_STAMP)
+	$(PY) -m ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache bench/results
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

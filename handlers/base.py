@@ -1,0 +1,217 @@
+"""The base of every API handler: authentication, JSON bodies, CORS, and errors as JSON.
+
+Each concrete handler only parses its input, calls one service and shapes the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+
+import tornado.web
+
+from services.errors import (
+    DATABASE_DOWN_ERRORS,
+    Conflict,
+    DatabaseUnavailable,
+    Forbidden,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    ServiceError,
+    TooManyAttempts,
+)
+from services.sessions import Principal
+
+log = logging.getLogger("app.errors")
+
+# One table from domain failures to HTTP statuses.
+STATUS_FOR_ERROR = {
+    InvalidInput: 400,
+    NotAuthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    TooManyAttempts: 429,
+    DatabaseUnavailable: 503,
+}
+DEFAULT_MESSAGES = {
+    400: "The request is malformed.",
+    401: "Authentication is required.",
+    404: "Endpoint not found",
+    405: "This method is not allowed on this endpoint.",
+    413: "The request body is too large.",
+    500: "Internal server error",
+    503: "The service is temporarily unavailable. Please try again shortly.",
+}
+DATABASE_RETRY_AFTER_SECONDS = 5
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_BEARER = re.compile(r"Bearer +(\S+)", re.IGNORECASE)
+
+
+class HttpProblem(tornado.web.HTTPError):
+    """An HTTP-level refusal (body too large, wrong method) with a readable message."""
+
+    def __init__(self, status_code: int, message: str):
+        super().__init__(status_code)
+        self.message = message
+
+
+@tornado.web.stream_request_body
+class BaseHandler(tornado.web.RequestHandler):
+    #: Handlers open to anonymous callers set this to False.
+    requires_auth = True
+    principal: Principal | None = None
+
+    def initialize(self) -> None:
+        self._body = bytearray()
+        self._body_too_large = False
+        self.application.inflight.enter()
+        self._counted_in_flight = True
+
+    # ----- what every handler uses ---------------------------------------------------
+
+    @property
+    def services(self):
+        return self.application.services
+
+    @property
+    def config(self):
+        return self.application.config
+
+    @property
+    def request_id(self) -> str:
+        if not hasattr(self, "_request_id"):
+            incoming = self.request.headers.get("X-Request-ID", "")
+            self._request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        return self._request_id
+
+    def json_body(self):
+        """The parsed JSON body (any JSON value: the service's validation says what it must be)."""
+        if self._body_too_large:
+            raise self._too_large()
+        if not self._body.strip():
+            raise InvalidInput("The request body must be a JSON object.")
+        try:
+            return json.loads(self._body)
+        except (ValueError, RecursionError):  # bad JSON, bad UTF-8, absurd nesting
+            raise InvalidInput("The request body must be valid JSON.") from None
+
+    def base_url(self) -> str:
+        return self.config.public_base_url.rstrip("/") or f"{self.request.protocol}://{self.request.host}"
+
+    # ----- the request lifecycle ------------------------------------------------------
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("X-Request-ID", self.request_id)
+        self.set_header("X-Content-Type-Options", "nosniff")
+        # Responses carry tokens and personal data: no cache may keep them.
+        self.set_header("Cache-Control", "no-store")
+        self._set_cors_headers()
+
+    async def prepare(self) -> None:
+        method = self.request.method.lower()
+        if method == "options":
+            return
+        if getattr(type(self), method, None) is getattr(tornado.web.RequestHandler, method, None):
+            raise HttpProblem(405, DEFAULT_MESSAGES[405])
+        length = self.request.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > self.config.max_body_bytes:
+            raise self._too_large()
+        if self.requires_auth:
+            self.principal = await self.services.accounts.authenticate(self._bearer_token())
+
+    def data_received(self, chunk: bytes) -> None:
+        # Bodies arrive in chunks; past the limit they are dropped, not buffered.
+        if len(self._body) + len(chunk) > self.config.max_body_bytes:
+            self._body_too_large = True
+            self._body.clear()
+        elif not self._body_too_large:
+            self._body.extend(chunk)
+
+    def options(self, *args) -> None:
+        """CORS preflight."""
+        self.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+        self.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-ID")
+        self.set_header("Access-Control-Max-Age", "600")
+        self.set_status(204)
+        self.clear_header("Content-Type")
+        self.finish()
+
+    def write_json(self, payload: dict, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(error, DATABASE_DOWN_ERRORS):
+            error = DatabaseUnavailable(DEFAULT_MESSAGES[503])
+        if isinstance(error, ServiceError):
+            status_code = next(s for cls, s in STATUS_FOR_ERROR.items() if isinstance(error, cls))
+            message = error.message
+        else:
+            message = getattr(error, "message", None) or DEFAULT_MESSAGES.get(status_code) \
+                or self._reason or "The request could not be handled."
+        self.set_status(status_code)
+        if isinstance(error, TooManyAttempts):
+            self.set_header("Retry-After", str(error.retry_after))
+        elif status_code == 503:
+            self.set_header("Retry-After", str(DATABASE_RETRY_AFTER_SECONDS))
+        if status_code == 401:
+            self.set_header("WWW-Authenticate", 'Bearer realm="video-app"')
+        self.finish(json.dumps({"error": message}, ensure_ascii=False))
+
+    def log_exception(self, typ, value, tb) -> None:
+        if isinstance(value, (ServiceError, tornado.web.HTTPError)):
+            return  # an expected answer, already in the access log with its status
+        if isinstance(value, DATABASE_DOWN_ERRORS):
+            log.warning("database unavailable", extra={"request_id": self.request_id, "error": type(value).__name__})
+            return
+        # The stack trace goes to the log with the request id; the client gets neither.
+        log.error("unexpected error", exc_info=(typ, value, tb),
+                  extra={"request_id": self.request_id, "method": self.request.method, "path": self.request.path})
+
+    def on_finish(self) -> None:
+        self._leave_in_flight()
+
+    def on_connection_close(self) -> None:
+        self._leave_in_flight()
+
+    # ----- helpers ----------------------------------------------------------------------
+
+    def _leave_in_flight(self) -> None:
+        if self._counted_in_flight:
+            self._counted_in_flight = False
+            self.application.inflight.leave()
+
+    def _bearer_token(self) -> str:
+        match = _BEARER.fullmatch(self.request.headers.get("Authorization", "").strip())
+        if not match:
+            raise NotAuthenticated("Please log in: this request needs an 'Authorization: Bearer <token>' header.")
+        return match.group(1)
+
+    def _too_large(self) -> HttpProblem:
+        limit_kib = self.config.max_body_bytes // 1024
+        return HttpProblem(413, f"The request body is too large: the limit is {limit_kib} KiB.")
+
+    def _set_cors_headers(self) -> None:
+        allowed = self.config.cors_origins
+        origin = self.request.headers.get("Origin")
+        if "*" in allowed:
+            self.set_header("Access-Control-Allow-Origin", "*")
+        elif origin and origin in allowed:
+            self.set_header("Access-Control-Allow-Origin", origin)
+            self.add_header("Vary", "Origin")
+        self.set_header("Access-Control-Expose-Headers", "Retry-After, X-Request-ID")
+
+
+class NotFoundHandler(BaseHandler):
+    """Every path the route table does not know."""
+
+    requires_auth = False
+
+    async def prepare(self) -> None:
+        raise HttpProblem(404, DEFAULT_MESSAGES[404])

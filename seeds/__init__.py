@@ -1,0 +1,1 @@
+"""The demo catalog and its loader (``python -m seeds``)."""

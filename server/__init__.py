@@ -1,0 +1,1 @@
+"""Assembles the service: configuration, database, services, routes, start-up and shutdown."""

@@ -1,0 +1,112 @@
+"""The route table and the Application that holds the shared resources."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from concurrent.futures import Executor
+
+import tornado.web
+
+from handlers.accounts import LoginHandler, LogoutHandler, ProfileHandler, SignupHandler
+from handlers.base import NotFoundHandler
+from handlers.health import LivenessHandler, ReadinessHandler, RootHandler
+from handlers.videos import DashboardHandler, PlayHandler, StreamHandler
+from server.config import Config
+from server.logs import log_access
+from services.accounts import Accounts
+from services.health import DatabaseHealth
+from services.passwords import PasswordHasher
+from services.playback import Playback, PlaybackSigner
+from services.sessions import AuthTokenCodec, SessionStore
+from services.throttle import LoginThrottle
+from services.users import UserStore
+from services.videos import VideoCatalog
+
+VIDEO_ID = r"(?P<video_id>[^/]+)"
+
+ROUTES = [
+    (r"/", RootHandler),
+    (r"/healthz", LivenessHandler),
+    (r"/readyz", ReadinessHandler),
+    (r"/auth/signup", SignupHandler),
+    (r"/auth/login", LoginHandler),
+    (r"/auth/me", ProfileHandler),
+    (r"/auth/logout", LogoutHandler),
+    (r"/dashboard", DashboardHandler),
+    (rf"/video/{VIDEO_ID}/stream", StreamHandler),
+    (rf"/video/{VIDEO_ID}/play", PlayHandler),
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Services:
+    accounts: Accounts
+    playback: Playback
+    catalog: VideoCatalog
+    health: DatabaseHealth
+    _stores: tuple
+
+    async def ensure_indexes(self) -> None:
+        for store in self._stores:
+            await store.ensure_indexes()
+
+
+def build_services(config: Config, db, executor: Executor) -> Services:
+    sessions = SessionStore(db, ttl_seconds=config.jwt_ttl_seconds)
+    users = UserStore(db, PasswordHasher(config.bcrypt_rounds, executor))
+    catalog = VideoCatalog(db)
+    throttle = LoginThrottle(
+        db,
+        max_per_account=config.login_max_failures_per_account,
+        max_per_address=config.login_max_failures_per_address,
+        window_seconds=config.login_failure_window_seconds,
+    )
+    accounts = Accounts(users, sessions, AuthTokenCodec(config.jwt_secrets, config.jwt_ttl_seconds), throttle)
+    playback = Playback(
+        catalog,
+        PlaybackSigner(config.jwt_secrets, config.playback_ttl_seconds),
+        sessions,
+        config.dashboard_video_count,
+    )
+    return Services(accounts, playback, catalog, DatabaseHealth(db), (users, sessions, catalog, throttle))
+
+
+class InFlight:
+    """Counts requests being handled, so shutdown can wait for them to finish."""
+
+    def __init__(self):
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+
+class VideoApp(tornado.web.Application):
+    def __init__(self, config: Config, services: Services):
+        self.config = config
+        self.services = services
+        self.inflight = InFlight()
+        super().__init__(
+            ROUTES,
+            default_handler_class=NotFoundHandler,
+            log_function=log_access,
+            # No XSRF cookies: clients authenticate with a bearer header, which a
+            # cross-site form cannot send.
+            xsrf_cookies=False,
+        )
