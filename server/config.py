@@ -10,8 +10,8 @@ import dataclasses
 import logging
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import yaml
 
@@ -61,7 +61,7 @@ class Config:
     def uses_embedded_store(self) -> bool:
         return not self.mongodb_uri
 
-    def replace(self, **changes) -> "Config":
+    def replace(self, **changes) -> Config:
         return dataclasses.replace(self, **changes)
 
 

@@ -18,7 +18,7 @@ from services.clock import utcnow
 from services.errors import NotAuthenticated
 
 JWT_ALGORITHM = "HS256"
-TOKEN_TYPE = "access"
+TOKEN_TYPE = "access"  # noqa: S105 - a claim value, not a password
 _REQUIRED_CLAIMS = ["sub", "sid", "iat", "exp", "typ"]
 
 

@@ -16,7 +16,7 @@ def public_user(doc: dict, with_created_at: bool = False) -> dict:
     """The fields of a user that a client may see (never the password hash)."""
     user = {"id": str(doc["_id"]), "name": doc["name"], "email": doc["email"]}
     if with_created_at:
-        user["created_at"] = as_utc(doc["created_at"]).astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        user["created_at"] = as_utc(doc["created_at"]).astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
     return user
 
 
