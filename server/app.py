@@ -89,9 +89,11 @@ class InFlight:
         if self.count == 0:
             self._idle.set()
 
-    async def wait_idle(self, timeout: float) -> bool:
+    async def wait_idle(self, grace_seconds: float) -> bool:
+        """True once no request is in flight; False if that took longer than the grace."""
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            async with asyncio.timeout(grace_seconds):
+                await self._idle.wait()
         except TimeoutError:
             return False
         return True
