@@ -15,7 +15,7 @@ class LoginHandler(BaseHandler):
     requires_auth = False
 
     async def post(self) -> None:
-        session = await self.services.accounts.login(self.json_body(), self.request.remote_ip)
+        session = await self.services.accounts.login(self.json_body(), self.client_address())
         self.write_json({"message": "Login successful", **session})
 
 

@@ -100,7 +100,24 @@ class BaseHandler(tornado.web.RequestHandler):
             raise InvalidInput("The request body must be valid JSON.") from None
 
     def base_url(self) -> str:
-        return self.config.public_base_url.rstrip("/") or f"{self.request.protocol}://{self.request.host}"
+        """Where clients reach this API, for absolute links such as ``play_url``."""
+        if self.config.public_base_url:
+            return self.config.public_base_url.rstrip("/")
+        scheme = self.request.protocol
+        if self.config.trust_proxy:
+            forwarded = self.request.headers.get("X-Forwarded-Proto", "").split(",")[-1].strip().lower()
+            scheme = forwarded if forwarded in ("http", "https") else scheme
+        return f"{scheme}://{self.request.host}"
+
+    def client_address(self) -> str:
+        """The caller's IP. Behind a trusted proxy (Heroku's router, a load balancer) it is
+        the last X-Forwarded-For entry, the one the proxy itself appended; otherwise
+        that header is ignored, since any client can send it."""
+        if self.config.trust_proxy:
+            forwarded = self.request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
+            if forwarded:
+                return forwarded
+        return self.request.remote_ip
 
     # ----- the request lifecycle ------------------------------------------------------
 

@@ -47,7 +47,6 @@ async def serve(config: Config, started: asyncio.Future | None = None) -> None:
     app = VideoApp(config, services)
     server = HTTPServer(
         app,
-        xheaders=config.trust_proxy,
         max_body_size=config.max_body_bytes,
         body_timeout=config.body_timeout_seconds,
         idle_connection_timeout=config.idle_connection_timeout_seconds,
