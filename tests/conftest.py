@@ -19,7 +19,7 @@ from server.config import load_config
 from server.database import connect
 from tests.helpers import Api
 
-TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+TEST_SECRET = "test-secret-long-enough-for-hs256-and-hs512-0123456789abcdefghijklmnop"
 
 
 @pytest.fixture

@@ -1,0 +1,68 @@
+"""Configuration: file defaults, environment overrides, and production refusals."""
+
+import logging
+
+import pytest
+
+from server.config import ConfigError, load_config
+
+GOOD_SECRET = "s" * 40
+PRODUCTION = {"APP_ENV": "production", "JWT_SECRET": GOOD_SECRET,
+              "MONGODB_URI": "mongodb://db:27017/video_app", "CORS_ORIGINS": "https://app.example.com"}
+
+
+def test_defaults_come_from_config_yaml():
+    config = load_config(env={})
+    assert (config.port, config.bcrypt_rounds, config.jwt_ttl_seconds) == (8000, 12, 86400)
+    assert (config.playback_ttl_seconds, config.dashboard_video_count) == (3600, 2)
+    assert config.max_body_bytes == 65536
+    assert config.uses_embedded_store
+
+
+def test_environment_overrides_the_file():
+    config = load_config(env={"PORT": "9001", "BCRYPT_ROUNDS": "10", "TRUST_PROXY": "true",
+                              "CORS_ORIGINS": "https://a.example, https://b.example"})
+    assert (config.port, config.bcrypt_rounds, config.trust_proxy) == (9001, 10, True)
+    assert config.cors_origins == ("https://a.example", "https://b.example")
+
+
+def test_development_without_a_secret_generates_one_per_process(caplog):
+    with caplog.at_level(logging.WARNING):
+        first, second = load_config(env={}), load_config(env={})
+    assert len(first.jwt_secrets) == 1 and len(first.jwt_secrets[0]) >= 32
+    assert first.jwt_secrets != second.jwt_secrets
+    assert "JWT_SECRET" in caplog.text
+    assert first.jwt_secrets[0] not in caplog.text
+
+
+def test_production_accepts_a_complete_configuration_with_previous_secrets():
+    config = load_config(env={**PRODUCTION, "JWT_PREVIOUS_SECRETS": "p" * 32 + "," + "q" * 32})
+    assert config.jwt_secrets == (GOOD_SECRET, "p" * 32, "q" * 32)
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"JWT_SECRET": None}, "JWT_SECRET"),
+    ({"JWT_SECRET": "short"}, "JWT_SECRET"),
+    ({"MONGODB_URI": None}, "MONGODB_URI"),
+    ({"CORS_ORIGINS": "*"}, "CORS_ORIGINS"),
+    ({"JWT_PREVIOUS_SECRETS": "tooshort"}, "JWT_PREVIOUS_SECRETS"),
+])
+def test_production_refuses_to_start_and_says_why(change, named):
+    env = {k: v for k, v in {**PRODUCTION, **change}.items() if v is not None}
+    with pytest.raises(ConfigError, match=named) as raised:
+        load_config(env=env)
+    assert GOOD_SECRET not in str(raised.value)
+
+
+@pytest.mark.parametrize("env", [{"PORT": "eighty"}, {"APP_ENV": "staging"}, {"BCRYPT_ROUNDS": "3"},
+                                 {"TRUST_PROXY": "maybe"}, {"MAX_BODY_BYTES": "0"}])
+def test_nonsense_values_are_refused(env):
+    with pytest.raises(ConfigError):
+        load_config(env=env)
+
+
+def test_unknown_keys_in_the_file_are_refused(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("port: 1\njwt_secret: in-the-repo\n")
+    with pytest.raises(ConfigError, match="unknown"):
+        load_config(env={}, path=path)

@@ -1,0 +1,131 @@
+"""What every endpoint shares: health, unknown paths and methods, bodies, CORS, headers."""
+
+import asyncio
+import json
+
+import pytest
+
+from tests.helpers import PASSWORD
+
+
+@pytest.mark.gen_test
+async def test_root_health_and_readiness(api):
+    root = await api.get("/")
+    assert root.status == 200
+    assert root.json == {"message": "Video App API", "status": "running", "version": "1.0.0"}
+    assert (await api.get("/healthz")).json == {"status": "ok"}
+    ready = await api.get("/readyz")
+    assert ready.status == 200
+    assert ready.json == {"status": "ready"}
+
+
+@pytest.mark.gen_test
+async def test_readiness_is_503_with_retry_after_when_the_database_does_not_answer(api, services, monkeypatch):
+    async def down():
+        return False
+
+    monkeypatch.setattr(services.health, "database_answers", down)
+    reply = await api.get("/readyz")
+    assert reply.status == 503
+    assert reply.headers["Retry-After"].isdigit()
+    reply.error  # noqa: B018
+
+
+@pytest.mark.parametrize("path", ["/nope", "/auth", "/auth/signup/extra", "/video/x", "/video//stream", "/DASHBOARD"])
+@pytest.mark.gen_test
+async def test_unknown_paths_are_json_404(api, path):
+    reply = await api.get(path)
+    assert reply.status == 404
+    assert reply.json == {"error": "Endpoint not found"}
+    assert reply.headers["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.parametrize("method, path", [
+    ("GET", "/auth/signup"), ("GET", "/auth/login"), ("PUT", "/auth/signup"), ("DELETE", "/dashboard"),
+    ("POST", "/dashboard"), ("POST", "/"), ("PATCH", "/auth/me"), ("GET", "/auth/logout"),
+    ("POST", "/video/5f0000000000000000000000/stream"), ("HEAD", "/dashboard"),
+])
+@pytest.mark.gen_test
+async def test_wrong_methods_are_405_before_any_authentication(api, method, path):
+    reply = await api.request(method, path, body=b"{}" if method in ("POST", "PUT", "PATCH") else None)
+    assert reply.status == 405
+    if method != "HEAD":
+        reply.error  # noqa: B018
+
+
+@pytest.mark.gen_test
+async def test_a_body_over_the_limit_is_413_without_being_read(api, database):
+    too_big = json.dumps({"name": "A", "email": "big@example.com", "password": PASSWORD, "pad": "x" * 70_000})
+    reply = await api.request("POST", "/auth/signup", body=too_big)
+    assert reply.status == 413
+    assert "too large" in reply.error
+    assert await database["users"].count_documents({}) == 0
+
+
+@pytest.mark.parametrize("config_overrides", [{"max_body_bytes": 1024}])
+@pytest.mark.gen_test
+async def test_the_body_limit_is_configurable(api, config_overrides):
+    body = {"name": "A", "email": "a@example.com", "password": PASSWORD}
+    assert (await api.post("/auth/signup", {**body, "pad": "x" * 2000})).status == 413
+    assert (await api.post("/auth/signup", body)).status == 201
+
+
+@pytest.mark.gen_test
+async def test_cors_preflight_allows_the_headers_the_app_sends(api):
+    reply = await api.request("OPTIONS", "/dashboard", headers={
+        "Origin": "http://localhost:8081",
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization, content-type",
+    })
+    assert reply.status == 204
+    assert reply.headers["Access-Control-Allow-Origin"] == "*"
+    allowed = reply.headers["Access-Control-Allow-Headers"].lower()
+    assert "authorization" in allowed and "content-type" in allowed
+    assert "POST" in reply.headers["Access-Control-Allow-Methods"]
+
+
+@pytest.mark.parametrize("config_overrides", [{"cors_origins": ("https://app.example.com",)}])
+@pytest.mark.gen_test
+async def test_cors_echoes_only_configured_origins(api, config_overrides):
+    allowed = await api.get("/", headers={"Origin": "https://app.example.com"})
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert "Origin" in allowed.headers["Vary"]
+    other = await api.get("/", headers={"Origin": "https://evil.example.com"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+
+@pytest.mark.gen_test
+async def test_every_response_carries_a_request_id_and_security_headers(api):
+    mine = await api.get("/", headers={"X-Request-ID": "abc-123"})
+    assert mine.headers["X-Request-ID"] == "abc-123"
+    for path in ("/", "/nope", "/dashboard"):
+        reply = await api.get(path)
+        assert len(reply.headers["X-Request-ID"]) == 32
+        assert reply.headers["X-Content-Type-Options"] == "nosniff"
+        assert reply.headers["Cache-Control"] == "no-store"
+    # A request id that could forge log lines or headers is replaced, not echoed.
+    odd = await api.get("/", headers={"X-Request-ID": "x" * 200})
+    assert odd.headers["X-Request-ID"] != "x" * 200
+
+
+@pytest.mark.gen_test
+async def test_an_unexpected_failure_is_a_bare_500_and_the_log_has_the_details(api, services, monkeypatch, caplog):
+    async def broken(*_):
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(services.accounts, "signup", broken)
+    reply = await api.post("/auth/signup", {"name": "A", "email": "a@example.com", "password": PASSWORD})
+    assert reply.status == 500
+    assert reply.json == {"error": "Internal server error"}
+    logged = [r for r in caplog.records if r.name == "app.errors"]
+    assert logged and logged[0].request_id == reply.headers["X-Request-ID"]
+    assert "secret internal detail" in caplog.text
+
+
+@pytest.mark.gen_test
+async def test_concurrent_requests_never_see_each_others_data(api):
+    emails = [f"user{i}@example.com" for i in range(6)]
+    tokens = await asyncio.gather(*(api.user(email) for email in emails))
+    for _ in range(3):
+        replies = await asyncio.gather(*(api.get("/auth/me", token=t) for t in tokens))
+        assert [r.json["user"]["email"] for r in replies] == emails

@@ -1,0 +1,62 @@
+"""Login throttling, through HTTP."""
+
+import pytest
+
+from tests.helpers import PASSWORD
+
+WRONG = {"email": "ann@example.com", "password": "wrong password"}
+RIGHT = {"email": "ann@example.com", "password": PASSWORD}
+
+
+@pytest.mark.gen_test
+async def test_five_failures_lock_the_account_even_for_the_right_password(api):
+    await api.signup()
+    for _ in range(5):
+        assert (await api.post("/auth/login", WRONG)).status == 401
+    locked = await api.post("/auth/login", RIGHT)
+    assert locked.status == 429
+    assert int(locked.headers["Retry-After"]) > 0
+    assert "Too many" in locked.error
+
+
+@pytest.mark.gen_test
+async def test_a_successful_login_resets_the_account_count(api):
+    await api.signup()
+    for _ in range(4):
+        await api.post("/auth/login", WRONG)
+    assert (await api.post("/auth/login", RIGHT)).status == 200
+    for _ in range(4):
+        assert (await api.post("/auth/login", WRONG)).status == 401
+    assert (await api.post("/auth/login", RIGHT)).status == 200
+
+
+@pytest.mark.gen_test
+async def test_unknown_emails_are_throttled_alike(api):
+    for _ in range(5):
+        await api.post("/auth/login", {"email": "ghost@example.com", "password": "wrong password"})
+    assert (await api.post("/auth/login", {"email": "ghost@example.com", "password": "x" * 8})).status == 429
+
+
+@pytest.mark.parametrize("config_overrides", [{"trust_proxy": True, "login_max_failures_per_address": 3}])
+@pytest.mark.gen_test
+async def test_behind_a_trusted_proxy_the_forwarded_address_is_limited(api, config_overrides):
+    for i in range(3):
+        await api.post("/auth/login", {"email": f"u{i}@example.com", "password": "wrong password"},
+                       headers={"X-Forwarded-For": "198.51.100.7"})
+    blocked = await api.post("/auth/login", {"email": "new@example.com", "password": "wrong password"},
+                             headers={"X-Forwarded-For": "198.51.100.7"})
+    assert blocked.status == 429
+    other = await api.post("/auth/login", {"email": "new@example.com", "password": "wrong password"},
+                           headers={"X-Forwarded-For": "198.51.100.8"})
+    assert other.status == 401
+
+
+@pytest.mark.parametrize("config_overrides", [{"login_max_failures_per_address": 3}])
+@pytest.mark.gen_test
+async def test_without_a_trusted_proxy_a_forged_forwarded_header_does_not_dodge_the_limit(api, config_overrides):
+    for i in range(3):
+        await api.post("/auth/login", {"email": f"u{i}@example.com", "password": "wrong password"},
+                       headers={"X-Forwarded-For": f"203.0.113.{i}"})
+    blocked = await api.post("/auth/login", {"email": "new@example.com", "password": "wrong password"},
+                             headers={"X-Forwarded-For": "203.0.113.99"})
+    assert blocked.status == 429

@@ -1,0 +1,185 @@
+"""The services on their own: plain values in, plain values out, no HTTP."""
+
+import datetime as dt
+
+import pytest
+
+from seeds.loader import CATALOG_PATH, CatalogError, load_catalog, read_catalog, seed_if_empty
+from services import validation
+from services.clock import utcnow
+from services.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
+from services.ids import parse_object_id
+from services.playback import PlaybackSigner
+from services.sessions import AuthTokenCodec, Principal
+from services.throttle import LoginThrottle
+from tests.helpers import PASSWORD
+
+OLD = "an-old-secret-that-is-at-least-32-bytes-long"
+NEW = "a-new-secret-that-is-at-least-32-bytes-long!"
+ANN = Principal("5f0000000000000000000001", "session-1")
+
+
+# ----- validation -----------------------------------------------------------------------
+
+def test_signup_validation_normalises_and_drops_unknown_fields():
+    body = {"name": "  Ann ", "email": " Ann@Example.COM ", "password": PASSWORD, "is_admin": True}
+    assert validation.validated(validation.SIGNUP, body) == {
+        "name": "Ann", "email": "ann@example.com", "password": PASSWORD}
+
+
+@pytest.mark.parametrize("body", [None, [], "x", 1, {"email": "a@example.com"}])
+def test_validation_refuses_what_is_not_a_complete_object(body):
+    with pytest.raises(InvalidInput):
+        validation.validated(validation.LOGIN, body)
+
+
+def test_a_very_long_email_is_refused():
+    with pytest.raises(InvalidInput):
+        validation.validated(validation.LOGIN, {"email": "a" * 250 + "@example.com", "password": PASSWORD})
+
+
+@pytest.mark.parametrize("text", ["", "x", "5f00000000000000000000", "5f000000000000000000000g", None, 12, {"$ne": 1}])
+def test_malformed_object_ids_parse_to_none(text):
+    assert parse_object_id(text) is None
+
+
+# ----- auth tokens ----------------------------------------------------------------------
+
+def test_jwt_rotation_new_secret_signs_and_old_tokens_still_verify():
+    old_token = AuthTokenCodec((OLD,), 60).issue(ANN)
+    rotated = AuthTokenCodec((NEW, OLD), 60)
+    assert rotated.verify(old_token) == ANN
+    assert AuthTokenCodec((NEW,), 60).verify(rotated.issue(ANN)) == ANN
+    with pytest.raises(NotAuthenticated):
+        AuthTokenCodec((NEW,), 60).verify(old_token)
+
+
+def test_an_expired_jwt_is_refused_with_its_own_message():
+    expired = AuthTokenCodec((NEW,), -10).issue(ANN)
+    with pytest.raises(NotAuthenticated, match="expired"):
+        AuthTokenCodec((NEW,), 60).verify(expired)
+
+
+def test_playback_rotation_and_binding():
+    old_token = PlaybackSigner((OLD,), 60).sign("v1", ANN)
+    grant = PlaybackSigner((NEW, OLD), 60).verify(old_token)
+    assert (grant.video_id, grant.principal) == ("v1", ANN)
+    with pytest.raises(NotAuthenticated):
+        PlaybackSigner((NEW,), 60).verify(old_token)
+
+
+def test_playback_and_auth_tokens_do_not_pass_for_each_other():
+    jwt_token = AuthTokenCodec((NEW,), 60).issue(ANN)
+    playback_token = PlaybackSigner((NEW,), 60).sign("v1", ANN)
+    with pytest.raises(NotAuthenticated):
+        PlaybackSigner((NEW,), 60).verify(jwt_token)
+    with pytest.raises(NotAuthenticated):
+        AuthTokenCodec((NEW,), 60).verify(playback_token)
+
+
+# ----- accounts and playback, through the services ----------------------------------------
+
+@pytest.mark.gen_test
+async def test_account_lifecycle_without_http(services):
+    accounts = services.accounts
+    user_id = await accounts.signup({"name": "Ann", "email": "ann@example.com", "password": PASSWORD})
+    with pytest.raises(Conflict):
+        await accounts.signup({"name": "Ann 2", "email": "ANN@example.com", "password": PASSWORD})
+    session = await accounts.login({"email": "ann@example.com", "password": PASSWORD}, "10.0.0.1")
+    principal = await accounts.authenticate(session["token"])
+    assert principal.user_id == user_id
+    assert (await accounts.profile(principal))["email"] == "ann@example.com"
+    await accounts.logout(principal)
+    with pytest.raises(NotAuthenticated):
+        await accounts.authenticate(session["token"])
+
+
+@pytest.mark.gen_test
+async def test_playback_checks_without_http(services):
+    await services.accounts.signup({"name": "Ann", "email": "ann@example.com", "password": PASSWORD})
+    session = await services.accounts.login({"email": "ann@example.com", "password": PASSWORD}, None)
+    ann = await services.accounts.authenticate(session["token"])
+    first, second = await services.playback.dashboard(ann, "https://api.example.com")
+    assert (await services.playback.stream(ann, first["id"], first["playback_token"]))["video_id"] == first["id"]
+    assert "/embed/" in await services.playback.play(first["id"], first["playback_token"])
+    with pytest.raises(Forbidden):
+        await services.playback.stream(ann, second["id"], first["playback_token"])
+    with pytest.raises(Forbidden):
+        await services.playback.stream(Principal("someone-else", "s"), first["id"], first["playback_token"])
+    with pytest.raises(NotFound):
+        await services.playback.play("not-an-id", first["playback_token"])
+    with pytest.raises(InvalidInput):
+        await services.playback.play(first["id"], None)
+
+
+# ----- login throttle -------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_throttle_locks_an_account_after_the_limit_and_reset_clears_it(database):
+    throttle = LoginThrottle(database, max_per_account=3, max_per_address=100, window_seconds=60)
+    await throttle.ensure_indexes()
+    for _ in range(3):
+        await throttle.check("ann@example.com", "10.0.0.1")
+        await throttle.record_failure("ann@example.com", "10.0.0.1")
+    with pytest.raises(TooManyAttempts) as raised:
+        await throttle.check("ann@example.com", "10.0.0.2")
+    assert 0 < raised.value.retry_after <= 60
+    await throttle.check("bob@example.com", "10.0.0.1")  # other accounts are unaffected
+    await throttle.reset("ann@example.com")
+    await throttle.check("ann@example.com", "10.0.0.1")
+
+
+@pytest.mark.gen_test
+async def test_throttle_limits_an_address_across_accounts(database):
+    throttle = LoginThrottle(database, max_per_account=100, max_per_address=4, window_seconds=60)
+    for i in range(4):
+        await throttle.record_failure(f"user{i}@example.com", "10.0.0.9")
+    with pytest.raises(TooManyAttempts):
+        await throttle.check("fresh@example.com", "10.0.0.9")
+    await throttle.check("fresh@example.com", "10.0.0.10")
+
+
+@pytest.mark.gen_test
+async def test_an_ended_window_starts_afresh_even_before_the_ttl_monitor_removes_it(database):
+    throttle = LoginThrottle(database, max_per_account=2, max_per_address=100, window_seconds=60)
+    await throttle.record_failure("ann@example.com", None)
+    await throttle.record_failure("ann@example.com", None)
+    # Age the window past its end, as if the TTL monitor had not run yet.
+    await database["login_failures"].update_one(
+        {"_id": "account:ann@example.com"}, {"$set": {"expires_at": utcnow() - dt.timedelta(seconds=1)}})
+    await throttle.check("ann@example.com", None)
+    await throttle.record_failure("ann@example.com", None)
+    counter = await database["login_failures"].find_one({"_id": "account:ann@example.com"})
+    assert counter["count"] == 1
+
+
+# ----- seeds ------------------------------------------------------------------------------
+
+def test_the_demo_catalog_is_the_original_two_videos():
+    videos = read_catalog(CATALOG_PATH)
+    assert [v["youtube_id"] for v in videos] == ["CBYhVcO4WgI", "UF8uR6Z6KLc"]
+    assert all(v["thumbnail_url"] == f"https://i.ytimg.com/vi/{v['youtube_id']}/hqdefault.jpg" for v in videos)
+
+
+@pytest.mark.gen_test
+async def test_seeding_is_idempotent_and_never_deletes(services, database):
+    # The fixture seeded once already.
+    await database["videos"].insert_one({"youtube_id": "ZZZZZZZZZZZ", "title": "Mine", "is_active": True})
+    before = {v["youtube_id"]: v["_id"] async for v in database["videos"].find()}
+    assert await load_catalog(services.catalog, read_catalog()) == 0
+    assert await seed_if_empty(services.catalog) == 0
+    after = {v["youtube_id"]: v["_id"] async for v in database["videos"].find()}
+    assert after == before
+
+
+@pytest.mark.parametrize("text", [
+    "videos: []",
+    "videos:\n  - {youtube_id: short, title: T, description: D, thumbnail_url: U, is_active: true}",
+    "videos:\n  - {youtube_id: CBYhVcO4WgI, title: T}",
+    "videos:\n  - {youtube_id: CBYhVcO4WgI, title: T, description: D, thumbnail_url: U, is_active: 'yes'}",
+])
+def test_a_malformed_catalog_file_is_refused(tmp_path, text):
+    path = tmp_path / "catalog.yaml"
+    path.write_text(text)
+    with pytest.raises(CatalogError):
+        read_catalog(path)
