@@ -1,10 +1,11 @@
 """Configuration: file defaults, environment overrides, and production refusals."""
 
 import logging
+from pathlib import Path
 
 import pytest
 
-from server.config import ConfigError, load_config
+from server.config import Config, ConfigError, load_config
 
 GOOD_SECRET = "s" * 40
 PRODUCTION = {"APP_ENV": "production", "JWT_SECRET": GOOD_SECRET,
@@ -66,3 +67,10 @@ def test_unknown_keys_in_the_file_are_refused(tmp_path):
     path.write_text("port: 1\njwt_secret: in-the-repo\n")
     with pytest.raises(ConfigError, match="unknown"):
         load_config(env={}, path=path)
+
+
+def test_env_example_documents_every_setting():
+    text = (Path(__file__).resolve().parent.parent / ".env.example").read_text()
+    documented = {line.split("=", 1)[0] for line in text.splitlines() if line and not line.startswith("#")}
+    settings = {name.upper() for name in Config.__dataclass_fields__} - {"JWT_SECRETS"}
+    assert documented == settings | {"JWT_SECRET", "JWT_PREVIOUS_SECRETS"}
