@@ -67,7 +67,6 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def initialize(self) -> None:
         self._body = bytearray()
-        self._body_too_large = False
         self.application.inflight.enter()
         self._counted_in_flight = True
 
@@ -90,8 +89,6 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def json_body(self):
         """The parsed JSON body (any JSON value: the service's validation says what it must be)."""
-        if self._body_too_large:
-            raise self._too_large()
         if not self._body.strip():
             raise InvalidInput("The request body must be a JSON object.")
         try:
@@ -137,17 +134,15 @@ class BaseHandler(tornado.web.RequestHandler):
             raise HttpProblem(405, DEFAULT_MESSAGES[405])
         length = self.request.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > self.config.max_body_bytes:
-            raise self._too_large()
+            limit_kib = self.config.max_body_bytes // 1024
+            raise HttpProblem(413, f"The request body is too large: the limit is {limit_kib} KiB.")
         if self.requires_auth:
             self.principal = await self.services.accounts.authenticate(self._bearer_token())
 
     def data_received(self, chunk: bytes) -> None:
-        # Bodies arrive in chunks; past the limit they are dropped, not buffered.
-        if len(self._body) + len(chunk) > self.config.max_body_bytes:
-            self._body_too_large = True
-            self._body.clear()
-        elif not self._body_too_large:
-            self._body.extend(chunk)
+        # The HTTP server caps a body at max_body_bytes (make_http_server), so this
+        # never holds more than that; a declared length over it was refused in prepare().
+        self._body.extend(chunk)
 
     def options(self, *args) -> None:
         """CORS preflight."""
@@ -209,10 +204,6 @@ class BaseHandler(tornado.web.RequestHandler):
         if not match:
             raise NotAuthenticated("Please log in: this request needs an 'Authorization: Bearer <token>' header.")
         return match.group(1)
-
-    def _too_large(self) -> HttpProblem:
-        limit_kib = self.config.max_body_bytes // 1024
-        return HttpProblem(413, f"The request body is too large: the limit is {limit_kib} KiB.")
 
     def _set_cors_headers(self) -> None:
         allowed = self.config.cors_origins

@@ -9,10 +9,8 @@ import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-from tornado.httpserver import HTTPServer
-
 from seeds.loader import seed_if_empty
-from server.app import VideoApp, build_services
+from server.app import VideoApp, build_services, make_http_server
 from server.config import Config, ConfigError, load_config
 from server.database import connect, describe
 from server.logs import configure_logging
@@ -45,12 +43,7 @@ async def serve(config: Config, started: asyncio.Future | None = None) -> None:
     services = build_services(config, db, executor)
     preparing = asyncio.ensure_future(prepare_database(services))
     app = VideoApp(config, services)
-    server = HTTPServer(
-        app,
-        max_body_size=config.max_body_bytes,
-        body_timeout=config.body_timeout_seconds,
-        idle_connection_timeout=config.idle_connection_timeout_seconds,
-    )
+    server = make_http_server(app)
     server.listen(config.port)
 
     stopping = asyncio.Event()

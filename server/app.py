@@ -7,10 +7,12 @@ import dataclasses
 from concurrent.futures import Executor
 
 import tornado.web
+from tornado.httpserver import HTTPServer
 
 from handlers.accounts import LoginHandler, LogoutHandler, ProfileHandler, SignupHandler
 from handlers.base import NotFoundHandler
 from handlers.health import LivenessHandler, ReadinessHandler, RootHandler
+from handlers.openapi import OpenApiHandler
 from handlers.videos import DashboardHandler, PlayHandler, StreamHandler
 from server.config import Config
 from server.logs import log_access
@@ -29,6 +31,7 @@ ROUTES = [
     (r"/", RootHandler),
     (r"/healthz", LivenessHandler),
     (r"/readyz", ReadinessHandler),
+    (r"/openapi\.json", OpenApiHandler),
     (r"/auth/signup", SignupHandler),
     (r"/auth/login", LoginHandler),
     (r"/auth/me", ProfileHandler),
@@ -112,3 +115,14 @@ class VideoApp(tornado.web.Application):
             # cross-site form cannot send.
             xsrf_cookies=False,
         )
+
+
+def make_http_server(app: VideoApp) -> HTTPServer:
+    """The HTTP server with the limits that keep slow or oversized requests from tying it up."""
+    config = app.config
+    return HTTPServer(
+        app,
+        max_body_size=config.max_body_bytes,
+        body_timeout=config.body_timeout_seconds,
+        idle_connection_timeout=config.idle_connection_timeout_seconds,
+    )

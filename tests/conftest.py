@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from seeds.loader import CATALOG_PATH, load_catalog, read_catalog
-from server.app import VideoApp, build_services
+from server.app import VideoApp, build_services, make_http_server
 from server.config import load_config
 from server.database import connect
 from tests.helpers import Api
@@ -71,6 +71,16 @@ def services(config, database, executor, io_loop):
 @pytest.fixture
 def app(config, services):
     return VideoApp(config, services)
+
+
+@pytest.fixture
+def http_server(app, io_loop, _unused_port):
+    """pytest-tornado's server, but built as production builds it (body limit, timeouts)."""
+    server = make_http_server(app)
+    server.add_socket(_unused_port[0])
+    yield server
+    server.stop()
+    io_loop.run_sync(server.close_all_connections, timeout=10)
 
 
 @pytest.fixture

@@ -129,3 +129,39 @@ async def test_concurrent_requests_never_see_each_others_data(api):
     for _ in range(3):
         replies = await asyncio.gather(*(api.get("/auth/me", token=t) for t in tokens))
         assert [r.json["user"]["email"] for r in replies] == emails
+
+
+async def _raw_exchange(base_url: str, payload: bytes, wait: float) -> tuple[bytes, float]:
+    """Sends raw bytes, then reads until the server closes or ``wait`` passes."""
+    port = base_url.rsplit(":", 1)[-1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", int(port))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    writer.write(payload)
+    await writer.drain()
+    try:
+        received = await asyncio.wait_for(reader.read(), wait)
+    finally:
+        writer.close()
+    return received, loop.time() - started
+
+
+@pytest.mark.parametrize("config_overrides", [{"body_timeout_seconds": 0.5}])
+@pytest.mark.gen_test
+async def test_a_stalled_upload_is_dropped_after_the_body_timeout(base_url, http_server, config_overrides):
+    head = b"POST /auth/signup HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+    received, elapsed = await _raw_exchange(base_url, head, wait=5)
+    assert b"201" not in received
+    assert elapsed < 3  # closed by the server, not by our own wait
+
+
+@pytest.mark.parametrize("config_overrides", [{"max_body_bytes": 1024}])
+@pytest.mark.gen_test
+async def test_a_chunked_body_over_the_limit_is_cut_off_unread(base_url, http_server, database, config_overrides):
+    body = json.dumps({"name": "A", "email": "chunk@example.com", "password": PASSWORD, "pad": "x" * 4000}).encode()
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 512]), body[i:i + 512]) for i in range(0, len(body), 512))
+    request = (b"POST /auth/signup HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Transfer-Encoding: chunked\r\n\r\n" + chunks + b"0\r\n\r\n")
+    received, _ = await _raw_exchange(base_url, request, wait=5)
+    assert received.split(b"\r\n", 1)[0] in (b"", b"HTTP/1.1 400 Bad Request", b"HTTP/1.1 413 Payload Too Large")
+    assert await database["users"].count_documents({}) == 0
