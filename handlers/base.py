@@ -130,7 +130,7 @@ class BaseHandler(tornado.web.RequestHandler):
         method = self.request.method.lower()
         if method == "options":
             return
-        if getattr(type(self), method, None) is getattr(tornado.web.RequestHandler, method, None):
+        if method.upper() not in self._allowed_methods():
             raise HttpProblem(405, DEFAULT_MESSAGES[405])
         length = self.request.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > self.config.max_body_bytes:
@@ -144,9 +144,9 @@ class BaseHandler(tornado.web.RequestHandler):
         # never holds more than that; a declared length over it was refused in prepare().
         self._body.extend(chunk)
 
-    def options(self, *args) -> None:
-        """CORS preflight."""
-        self.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+    def options(self, *args, **kwargs) -> None:
+        """CORS preflight (route groups arrive as arguments and are not needed)."""
+        self.set_header("Access-Control-Allow-Methods", ", ".join(self._allowed_methods()))
         self.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-ID")
         self.set_header("Access-Control-Max-Age", "600")
         self.set_status(204)
@@ -174,6 +174,8 @@ class BaseHandler(tornado.web.RequestHandler):
             self.set_header("Retry-After", str(DATABASE_RETRY_AFTER_SECONDS))
         if status_code == 401:
             self.set_header("WWW-Authenticate", 'Bearer realm="video-app"')
+        if status_code == 405:
+            self.set_header("Allow", ", ".join(self._allowed_methods()))
         self.finish(json.dumps({"error": message}, ensure_ascii=False))
 
     def log_exception(self, typ, value, tb) -> None:
@@ -193,6 +195,12 @@ class BaseHandler(tornado.web.RequestHandler):
         self._leave_in_flight()
 
     # ----- helpers ----------------------------------------------------------------------
+
+    @classmethod
+    def _allowed_methods(cls) -> list[str]:
+        """The methods this handler implements, OPTIONS (the CORS preflight) included."""
+        return [m for m in cls.SUPPORTED_METHODS
+                if getattr(cls, m.lower()) is not getattr(tornado.web.RequestHandler, m.lower())]
 
     def _leave_in_flight(self) -> None:
         if self._counted_in_flight:

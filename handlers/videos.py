@@ -31,4 +31,5 @@ class PlayHandler(BaseHandler):
         if "application/json" in self.request.headers.get("Accept", ""):
             self.write_json({"embed_url": embed_url})
         else:
+            self.clear_header("Content-Type")  # a redirect has no body to describe
             self.redirect(embed_url, status=302)

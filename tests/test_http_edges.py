@@ -49,6 +49,7 @@ async def test_unknown_paths_are_json_404(api, path):
 async def test_wrong_methods_are_405_before_any_authentication(api, method, path):
     reply = await api.request(method, path, body=b"{}" if method in ("POST", "PUT", "PATCH") else None)
     assert reply.status == 405
+    assert "OPTIONS" in reply.headers["Allow"] and method not in reply.headers["Allow"]
     if method != "HEAD":
         reply.error  # noqa: B018
 
@@ -81,7 +82,17 @@ async def test_cors_preflight_allows_the_headers_the_app_sends(api):
     assert reply.headers["Access-Control-Allow-Origin"] == "*"
     allowed = reply.headers["Access-Control-Allow-Headers"].lower()
     assert "authorization" in allowed and "content-type" in allowed
-    assert "POST" in reply.headers["Access-Control-Allow-Methods"]
+    assert reply.headers["Access-Control-Allow-Methods"] == "GET, OPTIONS"
+    login = await api.request("OPTIONS", "/auth/login", headers={"Origin": "http://localhost:8081"})
+    assert login.headers["Access-Control-Allow-Methods"] == "POST, OPTIONS"
+
+
+@pytest.mark.parametrize("path", ["/video/5f0000000000000000000000/stream", "/video/anything/play"])
+@pytest.mark.gen_test
+async def test_cors_preflight_of_routes_with_an_id(api, path):
+    reply = await api.request("OPTIONS", path, headers={"Origin": "http://localhost:8081"})
+    assert reply.status == 204
+    assert "Authorization" in reply.headers["Access-Control-Allow-Headers"]
 
 
 @pytest.mark.parametrize("config_overrides", [{"cors_origins": ("https://app.example.com",)}])
