@@ -75,11 +75,10 @@ async def serve(config: Config, started: asyncio.Future | None = None) -> None:
 def main() -> int:
     configure_logging()
     try:
-        config = load_config()
+        asyncio.run(serve(load_config()))
     except ConfigError as error:
         log.error(f"refusing to start: {error}")
         return 2
-    asyncio.run(serve(config))
     return 0
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit, urlunsplit
 
+from pymongo.errors import ConfigurationError
+
+from server.config import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -20,17 +24,21 @@ def connect(config):
     from motor.motor_asyncio import AsyncIOMotorClient
 
     timeout = config.mongodb_timeout_ms
-    client = AsyncIOMotorClient(
-        config.mongodb_uri,
-        tz_aware=True,
-        # Bounded waits: when the database is away a request fails fast with a 503
-        # instead of hanging for pymongo's default 30 s.
-        serverSelectionTimeoutMS=timeout,
-        connectTimeoutMS=timeout,
-        timeoutMS=timeout,
-        appname="video-app",
-    )
-    return client, client.get_default_database(config.mongodb_database)
+    try:
+        client = AsyncIOMotorClient(
+            config.mongodb_uri,
+            tz_aware=True,
+            # Bounded waits: when the database is away a request fails fast with a 503
+            # instead of hanging for pymongo's default 30 s.
+            serverSelectionTimeoutMS=timeout,
+            connectTimeoutMS=timeout,
+            timeoutMS=timeout,
+            appname="video-app",
+        )
+        return client, client.get_default_database(config.mongodb_database)
+    except (ConfigurationError, ValueError) as error:
+        # pymongo's messages name the faulty part, not the credentials.
+        raise ConfigError(f"MONGODB_URI is not a usable MongoDB connection string: {error}") from None
 
 
 def describe(config) -> str:

@@ -37,6 +37,8 @@ def configure_logging(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Library warnings (a mistyped MongoDB URI option, say) become JSON lines too.
+    logging.captureWarnings(True)
 
 
 def log_access(handler) -> None:
