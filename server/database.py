@@ -16,9 +16,9 @@ def connect(config):
     """Returns ``(client, database)``. Nothing is sent to the server here: Motor
     connects lazily, so the service starts even while the database is down."""
     if config.uses_embedded_store:
-        from mongomock_motor import AsyncMongoMockClient
+        from server.embedded_store import embedded_client
 
-        client = AsyncMongoMockClient(tz_aware=True)
+        client = embedded_client()
         return client, client[config.mongodb_database]
 
     from motor.motor_asyncio import AsyncIOMotorClient
