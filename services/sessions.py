@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import secrets
 import time
 
@@ -20,6 +21,7 @@ from services.errors import NotAuthenticated
 JWT_ALGORITHM = "HS256"
 TOKEN_TYPE = "access"  # noqa: S105 - a claim value, not a password
 _REQUIRED_CLAIMS = ["sub", "sid", "iat", "exp", "typ"]
+VERIFIED_TOKEN_CACHE_SIZE = 4096
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +75,9 @@ class AuthTokenCodec:
             raise ValueError("at least one JWT secret is needed")
         self._secrets = secrets
         self._ttl = ttl_seconds
+        # Bounded, per codec (so per set of secrets): a flood of distinct valid tokens
+        # evicts old entries instead of growing memory.
+        self._verified = functools.lru_cache(maxsize=VERIFIED_TOKEN_CACHE_SIZE)(self._decode)
 
     def issue(self, principal: Principal) -> str:
         now = int(time.time())
@@ -86,6 +91,15 @@ class AuthTokenCodec:
         return jwt.encode(claims, self._secrets[0], algorithm=JWT_ALGORITHM)
 
     def verify(self, token: str) -> Principal:
+        principal, expires = self._verified(token)
+        # A cached verification stays good only while the token itself is.
+        if expires <= time.time():
+            raise NotAuthenticated("Your session has expired. Please log in again.")
+        return principal
+
+    def _decode(self, token: str) -> tuple[Principal, int]:
+        """Signature and claims, checked once per token: every request of a session
+        carries the same token, so the result is cached (failures are not)."""
         for secret in self._secrets:
             try:
                 claims = jwt.decode(
@@ -100,5 +114,5 @@ class AuthTokenCodec:
             if claims["typ"] != TOKEN_TYPE or not isinstance(claims["sid"], str) \
                     or not isinstance(claims["sub"], str):
                 break
-            return Principal(user_id=claims["sub"], session_id=claims["sid"])
+            return Principal(user_id=claims["sub"], session_id=claims["sid"]), claims["exp"]
         raise NotAuthenticated("Your login is not valid. Please log in again.")
