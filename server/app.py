@@ -58,7 +58,7 @@ class Services:
 def build_services(config: Config, db, executor: Executor) -> Services:
     sessions = SessionStore(db, ttl_seconds=config.jwt_ttl_seconds)
     users = UserStore(db, PasswordHasher(config.bcrypt_rounds, executor))
-    catalog = VideoCatalog(db)
+    catalog = VideoCatalog(db, cache_seconds=config.catalog_cache_seconds)
     throttle = LoginThrottle(
         db,
         max_per_account=config.login_max_failures_per_account,

@@ -39,6 +39,7 @@ class Config:
     jwt_ttl_seconds: int = 86400
     playback_ttl_seconds: int = 3600
     dashboard_video_count: int = 2
+    catalog_cache_seconds: float = 5
 
     cors_origins: tuple[str, ...] = ("*",)
     public_base_url: str = ""
@@ -145,6 +146,8 @@ def _checked(config: Config, secret_was_given: bool) -> Config:
             raise ConfigError(f"{name.upper()} must be positive")
     if not 4 <= config.bcrypt_rounds <= 31:
         raise ConfigError("BCRYPT_ROUNDS must be between 4 and 31")
+    if config.catalog_cache_seconds < 0:
+        raise ConfigError("CATALOG_CACHE_SECONDS must not be negative")
     if config.dashboard_video_count < 0:
         raise ConfigError("DASHBOARD_VIDEO_COUNT must not be negative")
     return config

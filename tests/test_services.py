@@ -12,6 +12,7 @@ from services.ids import parse_object_id
 from services.playback import PlaybackSigner
 from services.sessions import AuthTokenCodec, Principal
 from services.throttle import LoginThrottle
+from services.videos import VideoCatalog
 from tests.helpers import PASSWORD
 
 OLD = "an-old-secret-that-is-at-least-32-bytes-long"
@@ -183,3 +184,27 @@ def test_a_malformed_catalog_file_is_refused(tmp_path, text):
     path.write_text(text)
     with pytest.raises(CatalogError):
         read_catalog(path)
+
+
+# ----- catalog cache ----------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_the_dashboard_cache_serves_repeats_and_a_catalog_write_clears_it(database):
+    catalog = VideoCatalog(database, cache_seconds=60)
+    await load_catalog(catalog, read_catalog())
+    first = [v["title"] for v in await catalog.active(3)]
+    await database["videos"].insert_one({"youtube_id": "BBBBBBBBBBB", "title": "Direct", "is_active": True,
+                                         "created_at": utcnow()})
+    assert [v["title"] for v in await catalog.active(3)] == first  # cached
+    await catalog.upsert({"youtube_id": "CCCCCCCCCCC", "title": "Through the catalog", "description": "",
+                          "thumbnail_url": "", "is_active": True})
+    assert [v["title"] for v in await catalog.active(3)] == [*first, "Direct"]
+    assert all("youtube_id" not in v for v in await catalog.active(3))
+
+
+@pytest.mark.gen_test
+async def test_without_a_cache_every_dashboard_reads_the_database(database):
+    catalog = VideoCatalog(database, cache_seconds=0)
+    await load_catalog(catalog, read_catalog())
+    await database["videos"].update_many({}, {"$set": {"is_active": False}})
+    assert await catalog.active(2) == []
