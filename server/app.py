@@ -19,7 +19,7 @@ from server.logs import log_access
 from services.accounts import Accounts
 from services.health import DatabaseHealth
 from services.passwords import PasswordHasher
-from services.playback import Playback, PlaybackSigner
+from services.playback import TOKEN_REUSE_SECONDS, Playback, PlaybackSigner
 from services.sessions import AuthTokenCodec, SessionStore
 from services.throttle import LoginThrottle
 from services.users import UserStore
@@ -68,7 +68,7 @@ def build_services(config: Config, db, executor: Executor) -> Services:
     accounts = Accounts(users, sessions, AuthTokenCodec(config.jwt_secrets, config.jwt_ttl_seconds), throttle)
     playback = Playback(
         catalog,
-        PlaybackSigner(config.jwt_secrets, config.playback_ttl_seconds),
+        PlaybackSigner(config.jwt_secrets, config.playback_ttl_seconds, reuse_seconds=TOKEN_REUSE_SECONDS),
         sessions,
         config.dashboard_video_count,
     )

@@ -8,6 +8,8 @@ the JWT's, and neither kind of token can pass for the other.
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections import OrderedDict
 from urllib.parse import quote
 
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
@@ -18,6 +20,8 @@ from services.sessions import Principal, SessionStore
 from services.videos import VideoCatalog, embed_url
 
 PLAYBACK_SALT = "video-app.playback-token.v1"
+TOKEN_REUSE_SECONDS = 30
+RECENT_TOKENS_KEPT = 8192
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,15 +31,32 @@ class PlaybackGrant:
 
 
 class PlaybackSigner:
-    """``secrets`` newest first, as for the JWT: the newest signs, all verify."""
+    """``secrets`` newest first, as for the JWT: the newest signs, all verify.
 
-    def __init__(self, secrets: tuple[str, ...], max_age_seconds: int):
+    Every app launch asks for the dashboard, so the same user would get the same
+    videos signed again and again. A token minted less than ``reuse_seconds`` ago for
+    the same video, user and session is handed out again instead: it grants exactly the
+    same, and only expires that much sooner.
+    """
+
+    def __init__(self, secrets: tuple[str, ...], max_age_seconds: int, reuse_seconds: float = 0):
         # itsdangerous signs with the *last* key of the list and verifies with any.
         self._serializer = URLSafeTimedSerializer(list(reversed(secrets)), salt=PLAYBACK_SALT)
         self._max_age = max_age_seconds
+        self._reuse_seconds = min(reuse_seconds, max_age_seconds / 10)
+        self._recent: OrderedDict[tuple[str, Principal], tuple[float, str]] = OrderedDict()
 
     def sign(self, video_id: str, principal: Principal) -> str:
-        return self._serializer.dumps({"v": video_id, "u": principal.user_id, "s": principal.session_id})
+        key = (video_id, principal)
+        now = time.monotonic()
+        recent = self._recent.get(key)
+        if recent is not None and now - recent[0] < self._reuse_seconds:
+            return recent[1]
+        token = self._serializer.dumps({"v": video_id, "u": principal.user_id, "s": principal.session_id})
+        self._recent[key] = (now, token)
+        if len(self._recent) > RECENT_TOKENS_KEPT:
+            self._recent.popitem(last=False)  # the oldest: memory stays bounded
+        return token
 
     def verify(self, token: str) -> PlaybackGrant:
         try:

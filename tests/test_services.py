@@ -1,6 +1,7 @@
 """The services on their own: plain values in, plain values out, no HTTP."""
 
 import datetime as dt
+import time
 
 import pytest
 
@@ -208,3 +209,24 @@ async def test_without_a_cache_every_dashboard_reads_the_database(database):
     await load_catalog(catalog, read_catalog())
     await database["videos"].update_many({}, {"$set": {"is_active": False}})
     assert await catalog.active(2) == []
+
+
+def test_a_recent_playback_token_is_handed_out_again_only_to_the_same_session(monkeypatch):
+    signer = PlaybackSigner((NEW,), 3600, reuse_seconds=30)
+    first = signer.sign("v1", ANN)
+    assert signer.sign("v1", ANN) == first
+    assert signer.sign("v2", ANN) != first
+    assert signer.sign("v1", Principal(ANN.user_id, "session-2")) != first
+    assert signer.sign("v1", Principal("someone-else", ANN.session_id)) != first
+    later, wall = time.monotonic() + 31, time.time() + 31
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    monkeypatch.setattr(time, "time", lambda: wall)  # the new token carries a new timestamp
+    assert signer.sign("v1", ANN) != first
+
+
+def test_the_recent_token_memory_is_bounded(monkeypatch):
+    monkeypatch.setattr("services.playback.RECENT_TOKENS_KEPT", 10)
+    signer = PlaybackSigner((NEW,), 3600, reuse_seconds=30)
+    for i in range(50):
+        signer.sign(f"v{i}", ANN)
+    assert len(signer._recent) == 10

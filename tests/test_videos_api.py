@@ -133,8 +133,9 @@ async def test_a_playback_token_is_never_accepted_as_a_jwt(api):
 
 @pytest.mark.gen_test
 async def test_an_expired_playback_token_is_401(api, monkeypatch):
-    token = await api.user()
-    video_id = (await api.dashboard(token))[0]["id"]
+    await api.signup()
+    video_id = (await api.dashboard(await api.login()))[0]["id"]
+    token = await api.login()  # a fresh session: nothing minted for it yet
     real_time = itsdangerous.timed.time.time
     monkeypatch.setattr(itsdangerous.timed.time, "time", lambda: real_time() - 3601)
     old = (await api.dashboard(token))[0]["playback_token"]
