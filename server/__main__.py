@@ -38,8 +38,9 @@ async def prepare_database(services) -> None:
 
 async def serve(config: Config, started: asyncio.Future | None = None) -> None:
     client, db = connect(config)
-    # bcrypt releases the GIL: one thread a core checks that many passwords at once.
-    executor = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="bcrypt")
+    # bcrypt releases the GIL, so these threads check passwords in parallel with the loop.
+    executor = ThreadPoolExecutor(max_workers=config.bcrypt_threads or os.cpu_count() or 1,
+                                  thread_name_prefix="bcrypt")
     services = build_services(config, db, executor)
     preparing = asyncio.ensure_future(prepare_database(services))
     app = VideoApp(config, services)

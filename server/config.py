@@ -36,6 +36,7 @@ class Config:
     # Newest first: the first secret signs, every one of them verifies (key rotation).
     jwt_secrets: tuple[str, ...] = ()
     bcrypt_rounds: int = 12
+    bcrypt_threads: int = 0  # 0: as many as the machine has cores
     jwt_ttl_seconds: int = 86400
     playback_ttl_seconds: int = 3600
     dashboard_video_count: int = 2
@@ -146,6 +147,8 @@ def _checked(config: Config, secret_was_given: bool) -> Config:
             raise ConfigError(f"{name.upper()} must be positive")
     if not 4 <= config.bcrypt_rounds <= 31:
         raise ConfigError("BCRYPT_ROUNDS must be between 4 and 31")
+    if config.bcrypt_threads < 0:
+        raise ConfigError("BCRYPT_THREADS must not be negative (0: one per core)")
     if config.catalog_cache_seconds < 0:
         raise ConfigError("CATALOG_CACHE_SECONDS must not be negative")
     if config.dashboard_video_count < 0:
