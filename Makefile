@@ -33,6 +33,14 @@ test: $(DEV_STAMP)
 lint: $(DEV_STAMP)
 	$(PY) -m ruff check .
 
+# Needs wrk (apt-get install -y wrk). Takes a few minutes; BENCH_SECONDS=2 for a quick run.
+bench: $(RUNTIME_STAMP)
+	$(PY) bench/run.py
+
+# The schemathesis fuzz test with 500 generated requests per operation (`make test` runs 25).
+fuzz: $(DEV_STAMP)
+	FUZZ_EXAMPLES=500 $(PY) -m pytest tests/test_fuzz.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache bench/results
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
