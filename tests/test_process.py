@@ -369,25 +369,31 @@ BAD_PRODUCTION_CONFIGS = {
 }
 
 
-@pytest.mark.parametrize("name", list(BAD_PRODUCTION_CONFIGS))
-def test_production_refuses_to_start_and_says_why(name):
-    env, names = BAD_PRODUCTION_CONFIGS[name]
+def assert_refuses_to_start(env: dict, named: str, secrets: tuple[str, ...]) -> None:
+    """A prompt non-zero exit, with a JSON error line naming the setting, no listening,
+    and none of ``secrets`` anywhere in the output."""
     with ServerProcess(env) as server:
         started = time.monotonic()
         server.spawn()
         try:
             code = server.wait(timeout=CONFIG_ERROR_DEADLINE_SECONDS)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"the server started with a bad production configuration:\n{server.stderr}")
+            pytest.fail(f"the server started with a bad configuration:\n{server.stderr}")
         elapsed = time.monotonic() - started
         assert code != 0, server.stderr
         assert elapsed < 5, f"took {elapsed:.1f} s to refuse"
-        entries = server.log_lines()
-        assert any(e["level"] == "error" and names in e["message"] for e in entries), server.stderr
-        assert not any(e.get("message") == "listening" for e in entries)
-        for secret in (SECRET, SHORT_SECRET):
+        for secret in secrets:
             assert secret not in server.stderr
+        entries = server.log_lines()  # a bare Python traceback is not a log line
+        assert any(e["level"] == "error" and named in e["message"] for e in entries), server.stderr
+        assert not any(e.get("message") == "listening" for e in entries)
         assert connection_refused(server.port)
+
+
+@pytest.mark.parametrize("name", list(BAD_PRODUCTION_CONFIGS))
+def test_production_refuses_to_start_and_says_why(name):
+    env, named = BAD_PRODUCTION_CONFIGS[name]
+    assert_refuses_to_start(env, named, (SECRET, SHORT_SECRET))
 
 
 def test_production_never_logs_its_secrets():
@@ -414,19 +420,7 @@ MALFORMED_URIS = {
 def test_malformed_mongodb_uri_is_refused_like_any_bad_setting(name):
     """A typo in MONGODB_URI is a configuration error like the others: a prompt non-zero
     exit with a JSON log line that names MONGODB_URI, and never the password in it."""
-    with ServerProcess(production_env(MONGODB_URI=MALFORMED_URIS[name])) as server:
-        started = time.monotonic()
-        server.spawn()
-        try:
-            code = server.wait(timeout=CONFIG_ERROR_DEADLINE_SECONDS)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"the server started with a malformed MONGODB_URI:\n{server.stderr}")
-        elapsed = time.monotonic() - started
-        assert code != 0, server.stderr
-        assert elapsed < 5, f"took {elapsed:.1f} s to refuse"
-        assert DB_PASSWORD not in server.stderr
-        entries = server.log_lines()  # a bare Python traceback is not a log line
-        assert any(e["level"] == "error" and "MONGODB_URI" in e["message"] for e in entries), server.stderr
+    assert_refuses_to_start(production_env(MONGODB_URI=MALFORMED_URIS[name]), "MONGODB_URI", (DB_PASSWORD, SECRET))
 
 
 def test_driver_warnings_are_json_log_lines_too():
