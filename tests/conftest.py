@@ -49,7 +49,9 @@ def executor():
 
 @pytest.fixture
 def database(config, io_loop):
-    client, db = connect(config)
+    client, _ = connect(config)
+    # Always the test's own database, even if MONGODB_URI names one: it is dropped afterwards.
+    db = client[config.mongodb_database]
     yield db
     if not config.uses_embedded_store:
         io_loop.run_sync(lambda: client.drop_database(db.name))
