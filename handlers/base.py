@@ -75,6 +75,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def initialize(self) -> None:
         self._body = bytearray()
+        self._body_too_large = False
         self.application.inflight.enter()
         self._counted_in_flight = True
 
@@ -97,6 +98,8 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def json_body(self):
         """The parsed JSON body (any JSON value: the service's validation says what it must be)."""
+        if self._body_too_large:
+            raise self._body_too_large_problem()
         if not self._body.strip():
             raise InvalidInput("The request body must be a JSON object.")
         try:
@@ -141,15 +144,21 @@ class BaseHandler(tornado.web.RequestHandler):
             raise HttpProblem(405, DEFAULT_MESSAGES[405])
         length = self.request.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > self.config.max_body_bytes:
-            limit_kib = self.config.max_body_bytes // 1024
-            raise HttpProblem(413, f"The request body is too large: the limit is {limit_kib} KiB.")
+            raise self._body_too_large_problem()
         if self.requires_auth:
             self.principal = await self.services.accounts.authenticate(self._bearer_token())
 
     def data_received(self, chunk: bytes) -> None:
-        # The HTTP server caps a body at max_body_bytes (make_http_server), so this
-        # never holds more than that; a declared length over it was refused in prepare().
-        self._body.extend(chunk)
+        # A declared length over the limit was refused in prepare(). A chunked body has no
+        # declared length: past the limit its chunks are dropped, never kept, and the
+        # handler answers 413 (the HTTP server cuts off one that goes on far longer).
+        if self._body_too_large:
+            return
+        if len(self._body) + len(chunk) > self.config.max_body_bytes:
+            self._body_too_large = True
+            self._body = bytearray()
+        else:
+            self._body.extend(chunk)
 
     def options(self, *args, **kwargs) -> None:
         """CORS preflight (route groups arrive as arguments and are not needed)."""
@@ -220,6 +229,10 @@ class BaseHandler(tornado.web.RequestHandler):
         if not match:
             raise NotAuthenticated("Please log in: this request needs an 'Authorization: Bearer <token>' header.")
         return match.group(1)
+
+    def _body_too_large_problem(self) -> HttpProblem:
+        limit_kib = self.config.max_body_bytes // 1024
+        return HttpProblem(413, f"The request body is too large: the limit is {limit_kib} KiB.")
 
     def _set_cors_headers(self) -> None:
         allowed = self.config.cors_origins

@@ -117,12 +117,18 @@ class VideoApp(tornado.web.Application):
         )
 
 
+# How far past MAX_BODY_BYTES a chunked body (one with no declared length) is read and
+# dropped, so that its sender gets a JSON 413, before the connection is simply cut off.
+CHUNKED_BODY_DISCARD_FACTOR = 4
+
+
 def make_http_server(app: VideoApp) -> HTTPServer:
-    """The HTTP server with the limits that keep slow or oversized requests from tying it up."""
+    """The HTTP server with the limits that keep slow or oversized requests from tying it up.
+    Handlers enforce MAX_BODY_BYTES themselves (a JSON 413, without keeping the body)."""
     config = app.config
     return HTTPServer(
         app,
-        max_body_size=config.max_body_bytes,
+        max_body_size=config.max_body_bytes * CHUNKED_BODY_DISCARD_FACTOR,
         body_timeout=config.body_timeout_seconds,
         idle_connection_timeout=config.idle_connection_timeout_seconds,
     )
