@@ -169,6 +169,11 @@ class BaseHandler(tornado.web.RequestHandler):
         self.clear_header("Content-Type")
         self.finish()
 
+    def compute_etag(self) -> None:
+        """No ETag: responses are no-store and mostly unique (tokens), so hashing each
+        body for a validator no client may use would be pure cost."""
+        return None
+
     def write_json(self, payload: dict, status: int = 200) -> None:
         self.set_status(status)
         self.finish(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))

@@ -196,3 +196,12 @@ async def test_a_chunked_body_far_over_the_limit_is_cut_off(base_url, http_serve
 async def test_a_chunked_body_within_the_limit_is_accepted(base_url, http_server, config_overrides):
     received, _ = await _raw_exchange(base_url, _chunked_signup(pad=10), wait=5)
     assert received.startswith(b"HTTP/1.1 201")
+
+
+@pytest.mark.gen_test
+async def test_responses_carry_no_etag_to_revalidate(api):
+    token = await api.user()
+    reply = await api.get("/dashboard", token=token)
+    assert "Etag" not in reply.headers
+    again = await api.get("/", headers={"If-None-Match": "*"})
+    assert again.status == 200 and again.json["status"] == "running"
