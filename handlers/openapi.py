@@ -15,9 +15,11 @@ OPENAPI_PATH = Path(__file__).resolve().parent.parent / "server" / "openapi.yaml
 
 @functools.cache
 def openapi_document() -> dict:
-    """The parsed document, read once, on first use (not at import)."""
+    """The parsed document, read once, on first use (not at import). ``python -m server``
+    calls this at start-up, so no request waits for the file."""
     with open(OPENAPI_PATH, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+        # libyaml's parser where PyYAML has it (its wheels do): ten times the pure-Python speed.
+        return yaml.load(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
 
 
 @functools.cache

@@ -9,6 +9,7 @@ import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+from handlers.openapi import openapi_json
 from seeds.loader import seed_if_empty
 from server.app import VideoApp, build_services, make_http_server
 from server.config import Config, ConfigError, load_config
@@ -44,6 +45,7 @@ async def serve(config: Config, started: asyncio.Future | None = None) -> None:
     services = build_services(config, db, executor)
     preparing = asyncio.ensure_future(prepare_database(services))
     app = VideoApp(config, services)
+    openapi_json()  # parse the API document now rather than during the first request for it
     server = make_http_server(app)
     server.listen(config.port)
 
