@@ -418,12 +418,10 @@ def measure(settings: Settings, api: Server, ceiling: Server, user: dict) -> dic
     rss["after_steady_runs"] = api.rss_kib()
 
     cpu_cores = {}
-    for label, with_dashboard in (("logins_alone", False), ("storm", True)):
-        api.settle()
-        logins, dashboard, cpu_cores[label] = login_load(settings, api, user, auth if with_dashboard else None)
-        runs[f"{label}_logins" if with_dashboard else label] = logins
-        if dashboard:
-            runs["storm_dashboard"] = dashboard
+    api.settle()
+    runs["logins_alone"], _, cpu_cores["logins_alone"] = login_load(settings, api, user, None)
+    api.settle()
+    runs["storm_logins"], runs["storm_dashboard"], cpu_cores["storm"] = login_load(settings, api, user, auth)
     rss["after_storm"] = api.rss_kib()
     settled = {"after_storm": api.settle()}
 
@@ -614,6 +612,10 @@ def main() -> int:
         other_share = noise.other_share(servers)
     except (BenchError, OSError) as error:  # OSError: a server went away mid-run
         print(f"bench: {error}", file=sys.stderr)
+        for server in servers:
+            if server.process.poll() is not None:  # the likely cause: say so
+                print(f"bench: {server.name} had exited with {server.process.returncode}; see {server.log_path}",
+                      file=sys.stderr)
         return 1
     finally:
         for server in servers:
