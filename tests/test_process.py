@@ -209,6 +209,14 @@ def wait_until_read(server: ServerProcess, connections: list[http.client.HTTPCon
     time.sleep(0.05)  # from "read" to "handler running" is a loop iteration or two
 
 
+def send_logins(server, connections) -> None:
+    """One login on each connection, held until the server has read them all."""
+    body = json.dumps(login_body())
+    for conn in connections:
+        conn.request("POST", "/auth/login", body=body, headers={"Content-Type": "application/json"})
+    wait_until_read(server, connections)
+
+
 def test_sigterm_lets_logins_in_flight_finish_then_exits_0():
     env = {"BCRYPT_ROUNDS": "12", "SHUTDOWN_GRACE_SECONDS": str(GRACE_SECONDS), "JWT_SECRET": SECRET}
     with running_server(env) as server:
@@ -217,10 +225,7 @@ def test_sigterm_lets_logins_in_flight_finish_then_exits_0():
         # Eight logins, each on its own connection, all sent before the signal.
         connections = [http.client.HTTPConnection(HOST, server.port, timeout=15) for _ in range(8)]
         try:
-            body = json.dumps(login_body())
-            for conn in connections:
-                conn.request("POST", "/auth/login", body=body, headers={"Content-Type": "application/json"})
-            wait_until_read(server, connections)
+            send_logins(server, connections)
 
             signalled = time.monotonic()
             server.signal(signal.SIGTERM)
@@ -286,10 +291,7 @@ def test_sigterm_when_requests_outlast_the_grace_period_still_exits_0():
         connections = [http.client.HTTPConnection(HOST, server.port, timeout=15) for _ in range(12)]
         outcomes = []
         try:
-            body = json.dumps(login_body())
-            for conn in connections:
-                conn.request("POST", "/auth/login", body=body, headers={"Content-Type": "application/json"})
-            wait_until_read(server, connections)
+            send_logins(server, connections)
             signalled = time.monotonic()
             server.signal(signal.SIGTERM)
             for conn in connections:
