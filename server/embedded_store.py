@@ -9,6 +9,9 @@ patches give the embedded store the same shape of cost:
 
 - a query whose filter pins ``_id`` to a plain value reads that one document (and still
   applies the whole filter to it), instead of scanning;
+- ``find_one`` with such a filter (what every authenticated request and every playback
+  check does) goes straight to that document, then through the same filter, projection
+  and time-zone steps as mongomock's own path, without building a cursor around it;
 - expired documents are swept at most once per ``TTL_SWEEP_SECONDS``, not on every access.
   Expiry is checked in the queries themselves anyway (services/sessions.py, throttle.py),
   as it must be on a real MongoDB.
@@ -20,8 +23,10 @@ mongomock version in requirements.txt: re-check them when upgrading it.
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 from bson import ObjectId
+from mongomock import helpers
 from mongomock.collection import Collection
 from mongomock.filtering import filter_applies
 from mongomock.store import CollectionStore
@@ -33,8 +38,8 @@ _PLAIN_IDS = (str, int, ObjectId)
 
 def _iter_documents_by_id(original):
     def iter_documents(self, filter):
-        key = filter.get("_id") if isinstance(filter, dict) else None
-        if isinstance(key, _PLAIN_IDS) and not isinstance(key, bool):
+        key = _plain_id(filter)
+        if key is not None:
             try:
                 document = self._store[key]
             except KeyError:
@@ -43,7 +48,56 @@ def _iter_documents_by_id(original):
         return original(self, filter)
 
     iter_documents.patched_for_id_lookups = True
+    iter_documents.__wrapped__ = original
     return iter_documents
+
+
+def _plain_id(filter):
+    """The ``_id`` a filter pins to one plain value, or None."""
+    key = filter.get("_id") if isinstance(filter, dict) else None
+    return key if isinstance(key, _PLAIN_IDS) and not isinstance(key, bool) else None
+
+
+def _as_returned(value):
+    """A stored value as a client receives it: containers copied (the caller may change
+    them without touching the store) and the stored naive-UTC datetimes made aware, as
+    mongomock's ``_copy_field`` and ``make_datetime_timezone_aware_in_document`` do in
+    two passes. Every other BSON value is immutable and is shared."""
+    if isinstance(value, dict):
+        return {key: _as_returned(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_returned(item) for item in value]
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=helpers.utc)
+    return value
+
+
+def _find_one_by_id(original):
+    def find_one(self, filter=None, *args, **kwargs):
+        key = _plain_id(filter)
+        # Only the plain form on a tz-aware client (the one embedded_client() makes):
+        # positional arguments or any option other than a projection (sort, skip,
+        # session...) take mongomock's own path.
+        if key is None or args or not set(kwargs) <= {"projection"} or not self.codec_options.tz_aware:
+            return original(self, filter, *args, **kwargs)
+        store = self._store
+        store._remove_expired_documents()
+        document = store._documents.get(key)
+        if document is None:
+            return None
+        # As mongomock's Cursor does: stored datetimes are naive UTC at millisecond precision.
+        if len(filter) > 1 and not filter_applies(helpers.patch_datetime_awareness_in_document(filter), document):
+            return None
+        projection = kwargs.get("projection")
+        if projection is None:
+            return _as_returned(document)
+        # _copy_only_fields consumes the projection it is given: hand it a copy.
+        fields = dict(projection) if isinstance(projection, dict) else projection
+        return _as_returned(self._copy_only_fields(document, fields, dict))
+
+    find_one.patched_for_id_lookups = True
+    find_one.__wrapped__ = original  # mongomock's own path, which the tests compare with
+    return find_one
 
 
 def _sweep_now_and_then(original):
@@ -60,6 +114,8 @@ def _sweep_now_and_then(original):
 def _patch_mongomock() -> None:
     if not getattr(Collection._iter_documents, "patched_for_id_lookups", False):
         Collection._iter_documents = _iter_documents_by_id(Collection._iter_documents)
+    if not getattr(Collection.find_one, "patched_for_id_lookups", False):
+        Collection.find_one = _find_one_by_id(Collection.find_one)
     if not getattr(CollectionStore._remove_expired_documents, "patched_for_sweeps", False):
         CollectionStore._remove_expired_documents = _sweep_now_and_then(CollectionStore._remove_expired_documents)
 

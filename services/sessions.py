@@ -51,13 +51,14 @@ class SessionStore:
         return session_id
 
     async def is_live(self, principal: Principal) -> bool:
-        # The TTL monitor runs about once a minute, so expiry is also checked here.
-        found = await self._sessions.find_one(
-            {"_id": principal.session_id, "user_id": principal.user_id,
-             "expires_at": {"$gt": utcnow()}},
-            projection={"_id": 1},
-        )
-        return found is not None
+        """Every authenticated request asks this: one read by primary key, the owner and
+        the expiry compared here. (The TTL monitor runs about once a minute, so an expired
+        session may still be stored.)"""
+        found = await self._sessions.find_one({"_id": principal.session_id})
+        if found is None or found.get("user_id") != principal.user_id:
+            return False
+        expires_at = found.get("expires_at")
+        return isinstance(expires_at, dt.datetime) and expires_at > utcnow()
 
     async def end(self, principal: Principal) -> None:
         await self._sessions.delete_one({"_id": principal.session_id, "user_id": principal.user_id})

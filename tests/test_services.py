@@ -11,7 +11,7 @@ from services.clock import utcnow
 from services.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
 from services.ids import parse_object_id
 from services.playback import PlaybackSigner
-from services.sessions import AuthTokenCodec, Principal
+from services.sessions import AuthTokenCodec, Principal, SessionStore
 from services.throttle import LoginThrottle
 from services.videos import VideoCatalog
 from tests.helpers import PASSWORD
@@ -153,6 +153,30 @@ async def test_an_ended_window_starts_afresh_even_before_the_ttl_monitor_removes
     await throttle.record_failure("ann@example.com", None)
     counter = await database["login_failures"].find_one({"_id": "account:ann@example.com"})
     assert counter["count"] == 1
+
+
+# ----- sessions ---------------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_a_session_is_live_only_for_its_own_user_until_it_ends(database):
+    sessions = SessionStore(database, ttl_seconds=60)
+    ann = Principal("ann-id", await sessions.start("ann-id"))
+    assert await sessions.is_live(ann)
+    assert not await sessions.is_live(Principal("bob-id", ann.session_id))
+    assert not await sessions.is_live(Principal("ann-id", "no-such-session"))
+    await sessions.end(ann)
+    assert not await sessions.is_live(ann)
+
+
+@pytest.mark.gen_test
+async def test_an_expired_session_is_not_live_even_before_the_ttl_monitor_removes_it(database):
+    sessions = SessionStore(database, ttl_seconds=60)
+    ann = Principal("ann-id", await sessions.start("ann-id"))
+    await database["sessions"].update_one(
+        {"_id": ann.session_id}, {"$set": {"expires_at": utcnow() - dt.timedelta(seconds=1)}})
+    assert not await sessions.is_live(ann)
+    await database["sessions"].update_one({"_id": ann.session_id}, {"$unset": {"expires_at": ""}})
+    assert not await sessions.is_live(ann)
 
 
 # ----- seeds ------------------------------------------------------------------------------
