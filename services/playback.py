@@ -8,6 +8,7 @@ the JWT's, and neither kind of token can pass for the other.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections import OrderedDict
 from urllib.parse import quote
@@ -22,6 +23,9 @@ from services.videos import VideoCatalog, embed_url
 PLAYBACK_SALT = "video-app.playback-token.v1"
 TOKEN_REUSE_SECONDS = 30
 RECENT_TOKENS_KEPT = 8192
+VERIFIED_TOKEN_CACHE_SIZE = 4096
+EXPIRED = "This playback link has expired. Go back to the dashboard for a new one."
+INVALID = "This playback link is not valid."
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +49,8 @@ class PlaybackSigner:
         self._max_age = max_age_seconds
         self._reuse_seconds = min(reuse_seconds, max_age_seconds / 10)
         self._recent: OrderedDict[tuple[str, Principal], tuple[float, str]] = OrderedDict()
+        # Bounded, per signer (so per set of keys), as for the auth token.
+        self._verified = functools.lru_cache(maxsize=VERIFIED_TOKEN_CACHE_SIZE)(self._decode)
 
     def sign(self, video_id: str, principal: Principal) -> str:
         key = (video_id, principal)
@@ -59,15 +65,27 @@ class PlaybackSigner:
         return token
 
     def verify(self, token: str) -> PlaybackGrant:
+        grant, signed_at = self._verified(token)
+        # A cached verification stays good only while the token itself is: the same age
+        # test itsdangerous makes, in whole seconds.
+        age = int(time.time()) - signed_at
+        if age > self._max_age or age < 0:
+            raise NotAuthenticated(EXPIRED)
+        return grant
+
+    def _decode(self, token: str) -> tuple[PlaybackGrant, int]:
+        """Signature and payload, checked once per token: a player asks for the same
+        link again on every play and replay, so the result is cached (failures are not)."""
         try:
-            payload = self._serializer.loads(token, max_age=self._max_age)
+            payload, signed_at = self._serializer.loads(token, max_age=self._max_age, return_timestamp=True)
         except SignatureExpired:
-            raise NotAuthenticated("This playback link has expired. Go back to the dashboard for a new one.") from None
+            raise NotAuthenticated(EXPIRED) from None
         except BadData:
-            raise NotAuthenticated("This playback link is not valid.") from None
+            raise NotAuthenticated(INVALID) from None
         if not (isinstance(payload, dict) and all(isinstance(payload.get(k), str) for k in "vus")):
-            raise NotAuthenticated("This playback link is not valid.")
-        return PlaybackGrant(payload["v"], Principal(user_id=payload["u"], session_id=payload["s"]))
+            raise NotAuthenticated(INVALID)
+        grant = PlaybackGrant(payload["v"], Principal(user_id=payload["u"], session_id=payload["s"]))
+        return grant, int(signed_at.timestamp())
 
 
 class Playback:
@@ -105,7 +123,7 @@ class Playback:
         return embed_url(video["youtube_id"])
 
     async def _authorize(self, video_id: str, token: str | None, caller: Principal | None) -> dict:
-        if not token:
+        if not token or not isinstance(token, str):
             raise InvalidInput("A playback token is required: use the playback_token from the dashboard.")
         if parse_object_id(video_id) is None:
             raise NotFound("Video not found.")

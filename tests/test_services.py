@@ -70,6 +70,29 @@ def test_playback_rotation_and_binding():
         PlaybackSigner((NEW,), 60).verify(old_token)
 
 
+def test_a_verified_playback_token_still_expires_on_time(monkeypatch):
+    signer = PlaybackSigner((NEW,), 60)
+    token = signer.sign("v1", ANN)
+    assert signer.verify(token).principal == ANN  # verified, and remembered
+    wall = time.time()
+    monkeypatch.setattr(time, "time", lambda: wall + 59)
+    assert signer.verify(token).video_id == "v1"
+    monkeypatch.setattr(time, "time", lambda: wall + 62)
+    with pytest.raises(NotAuthenticated, match="expired"):
+        signer.verify(token)
+    monkeypatch.setattr(time, "time", lambda: wall - 5)  # a clock set back: not yet signed
+    with pytest.raises(NotAuthenticated, match="expired"):
+        signer.verify(token)
+
+
+def test_a_refused_playback_token_is_refused_every_time():
+    signer = PlaybackSigner((NEW,), 60)
+    forged = PlaybackSigner((OLD,), 60).sign("v1", ANN)
+    for _ in range(2):  # failures are not remembered, successes are: neither may turn
+        with pytest.raises(NotAuthenticated, match="not valid"):
+            signer.verify(forged)
+
+
 def test_playback_and_auth_tokens_do_not_pass_for_each_other():
     jwt_token = AuthTokenCodec((NEW,), 60).issue(ANN)
     playback_token = PlaybackSigner((NEW,), 60).sign("v1", ANN)
