@@ -72,6 +72,7 @@ async def serve(config: Config, started: asyncio.Future | None = None) -> None:
     await server.close_all_connections()
     client.close()
     executor.shutdown(wait=False, cancel_futures=True)
+    app.access_log.flush()
     log.info("stopped")
 
 

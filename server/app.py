@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sys
 from concurrent.futures import Executor
 
 import tornado.web
@@ -15,7 +16,7 @@ from handlers.health import LivenessHandler, ReadinessHandler, RootHandler
 from handlers.openapi import OpenApiHandler
 from handlers.videos import DashboardHandler, PlayHandler, StreamHandler
 from server.config import Config
-from server.logs import log_access
+from server.logs import AccessLog
 from services.accounts import Accounts
 from services.health import DatabaseHealth
 from services.passwords import PasswordHasher
@@ -103,14 +104,16 @@ class InFlight:
 
 
 class VideoApp(tornado.web.Application):
-    def __init__(self, config: Config, services: Services):
+    def __init__(self, config: Config, services: Services, access_log: AccessLog | None = None):
         self.config = config
         self.services = services
         self.inflight = InFlight()
+        # Beside the other log lines, on stderr.
+        self.access_log = access_log or AccessLog(sys.stderr)
         super().__init__(
             ROUTES,
             default_handler_class=NotFoundHandler,
-            log_function=log_access,
+            log_function=self.access_log,
             # No XSRF cookies: clients authenticate with a bearer header, which a
             # cross-site form cannot send.
             xsrf_cookies=False,

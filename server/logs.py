@@ -6,10 +6,14 @@ query and bearer tokens in a header, and neither is ever written to a log.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
 import sys
+import time
+from json.encoder import encode_basestring_ascii as _json_string
+from typing import TextIO
 
 access_log = logging.getLogger("app.access")
 
@@ -51,14 +55,54 @@ def configure_logging(level: int = logging.INFO) -> None:
     logging.captureWarnings(True)
 
 
-def log_access(handler) -> None:
-    """Tornado's ``log_function``: one line a finished request."""
-    status = handler.get_status()
-    level = logging.ERROR if status >= 500 else logging.INFO
-    access_log.log(level, "request", extra={
-        "request_id": getattr(handler, "request_id", None),
-        "method": handler.request.method,
-        "path": handler.request.path,
-        "status": status,
-        "duration_ms": round(1000 * handler.request.request_time(), 2),
-    })
+class AccessLog:
+    """Tornado's ``log_function``: one JSON line a finished request, in the shape of every
+    other line (time, level, logger, message) plus the request's own fields.
+
+    Like nginx's buffered ``access_log``, it skips the general machinery: each line is
+    formatted straight from the request (no LogRecord, no formatter pass over the
+    record's attributes) and the lines of one event-loop turn go out in one write.
+    Through the logging module the line cost ~10% of a /dashboard request. The
+    ``app.access`` logger's level still decides whether lines are written; ``flush()``
+    writes what is pending (the server calls it as it stops)."""
+
+    def __init__(self, stream: TextIO):
+        self._stream = stream
+        self._pending: list[str] = []
+        self._second = -1
+        self._second_text = ""
+
+    def __call__(self, handler) -> None:
+        status = handler.get_status()
+        level = logging.ERROR if status >= 500 else logging.INFO
+        if not access_log.isEnabledFor(level):
+            return
+        request = handler.request
+        now = time.time()
+        self._pending.append(
+            f'{{"time":"{self._time_text(now)}","level":"{"error" if level == logging.ERROR else "info"}",'
+            f'"logger":"{access_log.name}","message":"request",'
+            f'"request_id":{_json_string(getattr(handler, "request_id", ""))},'
+            f'"method":{_json_string(request.method)},"path":{_json_string(request.path)},'
+            f'"status":{status},"duration_ms":{round(1000 * request.request_time(), 2)}}}\n'
+        )
+        if len(self._pending) == 1:
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        lines, self._pending = "".join(self._pending), []
+        try:
+            self._stream.write(lines)
+            self._stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed or broken log stream must not fail requests (logging drops them too)
+
+    def _time_text(self, now: float) -> str:
+        """As JsonFormatter writes it: ISO 8601 in UTC, to the millisecond."""
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._second_text = dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._second_text}.{int((now - second) * 1000):03d}+00:00"

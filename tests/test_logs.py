@@ -1,0 +1,121 @@
+"""The access log on its own: the lines it writes, when it writes them, and what it leaves out."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import io
+import json
+import logging
+
+import pytest
+
+from server.logs import AccessLog, access_log
+
+
+class FakeRequest:
+    def __init__(self, method: str, path: str):
+        self.method = method
+        self.path = path
+
+    def request_time(self) -> float:
+        return 0.012345
+
+
+class FakeHandler:
+    def __init__(self, status: int, path: str = "/dashboard", method: str = "GET", request_id: str = "rid-1"):
+        self.request = FakeRequest(method, path)
+        self.request_id = request_id
+        self._status = status
+
+    def get_status(self) -> int:
+        return self._status
+
+
+class CountingStream(io.StringIO):
+    def __init__(self):
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+@pytest.fixture(autouse=True)
+def access_lines_enabled():
+    """As configure_logging() leaves it in the server: INFO and up."""
+    before = access_log.level
+    access_log.setLevel(logging.INFO)
+    yield
+    access_log.setLevel(before)
+
+
+def lines(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_one_json_line_a_request_written_together_after_the_loop_turns():
+    stream = CountingStream()
+    access = AccessLog(stream)
+
+    async def three_requests():
+        for status in (200, 404, 503):
+            access(FakeHandler(status, request_id=f"rid-{status}"))
+        assert stream.getvalue() == ""  # not yet: the lines of this turn go out together
+        await asyncio.sleep(0)
+
+    before = dt.datetime.now(dt.UTC)
+    asyncio.run(three_requests())
+    assert stream.writes == 1
+    entries = lines(stream)
+    assert [(e["request_id"], e["status"], e["level"]) for e in entries] == [
+        ("rid-200", 200, "info"), ("rid-404", 404, "info"), ("rid-503", 503, "error")]
+    for entry in entries:
+        assert entry["logger"] == "app.access" and entry["message"] == "request"
+        assert entry["method"] == "GET" and entry["path"] == "/dashboard" and entry["duration_ms"] == 12.35
+        logged_at = dt.datetime.fromisoformat(entry["time"])
+        assert logged_at.tzinfo is not None
+        assert before - dt.timedelta(seconds=1) <= logged_at <= dt.datetime.now(dt.UTC)
+
+
+@pytest.mark.parametrize("path", ['/video/"quoted"\\/stream', "/vidéo/\u2028/x", "/\x00\x1f\x7f"])
+def test_any_path_comes_out_as_valid_json_with_the_same_text(path):
+    stream = io.StringIO()
+    access = AccessLog(stream)
+
+    async def one_request():
+        access(FakeHandler(200, path=path, method='G"T'))
+
+    asyncio.run(one_request())
+    access.flush()
+    [entry] = lines(stream)
+    assert entry["path"] == path and entry["method"] == 'G"T'
+    assert stream.getvalue().isascii()
+
+
+def test_the_access_logger_level_still_decides():
+    access_log.setLevel(logging.WARNING)
+    stream = io.StringIO()
+    access = AccessLog(stream)
+
+    async def requests():
+        access(FakeHandler(200))
+        access(FakeHandler(500))
+
+    asyncio.run(requests())
+    access.flush()
+    assert [e["status"] for e in lines(stream)] == [500]
+
+
+def test_a_broken_log_stream_does_not_fail_the_request():
+    stream = io.StringIO()
+    access = AccessLog(stream)
+
+    async def request():
+        access(FakeHandler(200))
+
+    asyncio.run(request())
+    stream.close()
+    access.flush()  # no exception
+    access.flush()  # and nothing left pending
