@@ -54,8 +54,10 @@ STATIC_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     # Responses carry tokens and personal data: no cache may keep them.
     "Cache-Control": "no-store",
-    "Access-Control-Expose-Headers": "Retry-After, X-Request-ID",
 }
+# What a browser page may read of a cross-origin answer, beyond the basic headers.
+CORS_EXPOSE = {"Access-Control-Expose-Headers": "Retry-After, X-Request-ID"}
+CORS_ANY_ORIGIN = {**CORS_EXPOSE, "Access-Control-Allow-Origin": "*"}
 DATABASE_RETRY_AFTER_SECONDS = 5
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _BEARER = re.compile(r"Bearer +(\S+)", re.IGNORECASE)
@@ -132,6 +134,8 @@ class BaseHandler(tornado.web.RequestHandler):
     # ----- the request lifecycle ------------------------------------------------------
 
     def set_default_headers(self) -> None:
+        # No "Server: TornadoServer/<version>": what runs here is nobody else's business.
+        del self._headers["Server"]
         # Constant, known-good values: straight into the header map, skipping the
         # per-call validation of set_header() on every response.
         self._headers.update(STATIC_HEADERS)
@@ -242,11 +246,16 @@ class BaseHandler(tornado.web.RequestHandler):
         return HttpProblem(413, f"The request body is too large: the limit is {limit_kib} KiB.")
 
     def _set_cors_headers(self) -> None:
-        allowed = self.config.cors_origins
+        """Only for a browser's cross-origin request (it always sends Origin): the mobile
+        app and same-origin pages have no use for CORS headers."""
         origin = self.request.headers.get("Origin")
+        if not origin:
+            return
+        allowed = self.config.cors_origins
         if "*" in allowed:
-            self.set_header("Access-Control-Allow-Origin", "*")
-        elif origin and origin in allowed:
+            self._headers.update(CORS_ANY_ORIGIN)
+        elif origin in allowed:
+            self._headers.update(CORS_EXPOSE)
             self.set_header("Access-Control-Allow-Origin", origin)
             self.add_header("Vary", "Origin")
 

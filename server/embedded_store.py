@@ -34,6 +34,8 @@ from mongomock_motor import AsyncMongoMockClient
 
 TTL_SWEEP_SECONDS = 1.0
 _PLAIN_IDS = (str, int, ObjectId)
+# Immutable values a returned document can share with the stored one.
+_SHARED = frozenset({str, int, float, bool, type(None), bytes, ObjectId})
 
 
 def _iter_documents_by_id(original):
@@ -64,9 +66,10 @@ def _as_returned(value):
     mongomock's ``_copy_field`` and ``make_datetime_timezone_aware_in_document`` do in
     two passes. Every other BSON value is immutable and is shared."""
     if isinstance(value, dict):
-        return {key: _as_returned(item) for key, item in value.items()}
+        # Most fields are scalars: the type test inline saves a call for each.
+        return {key: item if type(item) in _SHARED else _as_returned(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_as_returned(item) for item in value]
+        return [item if type(item) in _SHARED else _as_returned(item) for item in value]
     if isinstance(value, datetime):
         return value.replace(tzinfo=helpers.utc)
     return value

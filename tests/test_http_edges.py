@@ -101,8 +101,19 @@ async def test_cors_echoes_only_configured_origins(api, config_overrides):
     allowed = await api.get("/", headers={"Origin": "https://app.example.com"})
     assert allowed.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
     assert "Origin" in allowed.headers["Vary"]
+    assert "X-Request-ID" in allowed.headers["Access-Control-Expose-Headers"]
     other = await api.get("/", headers={"Origin": "https://evil.example.com"})
     assert "Access-Control-Allow-Origin" not in other.headers
+    assert "Access-Control-Expose-Headers" not in other.headers
+
+
+@pytest.mark.gen_test
+async def test_cors_headers_answer_a_browser_origin_and_only_that(api):
+    browser = await api.get("/", headers={"Origin": "http://localhost:8081"})
+    assert browser.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Retry-After" in browser.headers["Access-Control-Expose-Headers"]
+    app = await api.get("/")  # the mobile app sends no Origin: nothing to allow
+    assert not [name for name in app.headers if name.lower().startswith("access-control-")]
 
 
 @pytest.mark.gen_test
@@ -114,6 +125,7 @@ async def test_every_response_carries_a_request_id_and_security_headers(api):
         assert len(reply.headers["X-Request-ID"]) == 32
         assert reply.headers["X-Content-Type-Options"] == "nosniff"
         assert reply.headers["Cache-Control"] == "no-store"
+        assert "Server" not in reply.headers  # no version banner
     # A request id that could forge log lines or headers is replaced, not echoed.
     odd = await api.get("/", headers={"X-Request-ID": "x" * 200})
     assert odd.headers["X-Request-ID"] != "x" * 200
