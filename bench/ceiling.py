@@ -6,7 +6,11 @@ requests a second one Tornado process can serve on this machine at all, so the A
 numbers can be read as a fraction of that instead of as absolute figures that change
 from machine to machine.
 
-    PORT=8123 python bench/ceiling.py
+It also answers POST /login with one bcrypt check (at BCRYPT_ROUNDS, on BCRYPT_THREADS
+threads, as the API is configured) and nothing else: under the login storm it is the
+best any Tornado process could do on this machine, the reference for the API's storm.
+
+    PORT=8123 BCRYPT_ROUNDS=12 BCRYPT_THREADS=3 python bench/ceiling.py
 """
 
 from __future__ import annotations
@@ -15,15 +19,31 @@ import asyncio
 import json
 import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
 
+import bcrypt
 import tornado.web
 from tornado.httpserver import HTTPServer
 
 BODY = json.dumps({"status": "ok"}, separators=(",", ":"))
+PASSWORD = b"bench-password-0123"
 
 
 class OkHandler(tornado.web.RequestHandler):
     def get(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(BODY)
+
+
+class LoginHandler(tornado.web.RequestHandler):
+    """A login reduced to its bcrypt check, run off the event loop as the API does."""
+
+    def initialize(self, executor: ThreadPoolExecutor, hashed: bytes) -> None:
+        self.executor = executor
+        self.hashed = hashed
+
+    async def post(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self.executor, bcrypt.checkpw, PASSWORD, self.hashed)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(BODY)
 
@@ -33,8 +53,13 @@ def _no_access_log(handler) -> None:
     should not pay for anything the minimal app does not need."""
 
 
-async def serve(port: int) -> None:
-    app = tornado.web.Application([(r"/.*", OkHandler)], log_function=_no_access_log)
+async def serve(port: int, rounds: int, threads: int) -> None:
+    executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bcrypt")
+    hashed = bcrypt.hashpw(PASSWORD, bcrypt.gensalt(rounds))
+    app = tornado.web.Application(
+        [(r"/login", LoginHandler, {"executor": executor, "hashed": hashed}), (r"/.*", OkHandler)],
+        log_function=_no_access_log,
+    )
     server = HTTPServer(app)
     server.listen(port, address="127.0.0.1")
     stopping = asyncio.Event()
@@ -44,7 +69,12 @@ async def serve(port: int) -> None:
     await stopping.wait()
     server.stop()
     await server.close_all_connections()
+    executor.shutdown(wait=False, cancel_futures=True)
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(int(os.environ["PORT"])))
+    asyncio.run(serve(
+        int(os.environ["PORT"]),
+        rounds=int(os.environ.get("BCRYPT_ROUNDS", "12")),
+        threads=int(os.environ.get("BCRYPT_THREADS", "0")) or os.cpu_count() or 1,
+    ))

@@ -10,15 +10,18 @@ What one run does:
    cores / (one check's time);
 4. drives with wrk: the ceiling, GET /dashboard, GET /video/{id}/stream, then 16
    connections logging in alone (for reference), then the login storm (the same while 8
-   load /dashboard), then a request-count limited /dashboard load that reads the
-   server's RSS after 20k and after 100k requests;
+   load /dashboard), then the same storm on the ceiling app (bcrypt and nothing else
+   behind its POST /login, a constant JSON behind its GET: the best any Tornado process
+   could do here, for reference), then a request-count limited /dashboard load that
+   reads the server's RSS after 20k and after 100k requests;
 5. prints a table, writes it to bench/results/latest.json, and stops both servers.
 
 It is a measurement: it exits 0 whether or not the targets are met (each is printed as
 MET or MISSED), and non-zero only when it could not measure (no wrk, a server that did
 not start, a setup request that failed).
 
-Environment knobs (defaults in brackets): BENCH_SECONDS [10] per wrk run,
+Environment knobs (defaults in brackets): BENCH_SECONDS [10] per measured load (the
+steady loads split into BENCH_ROUNDS [3] turns each),
 BENCH_WARMUP_SECONDS [2], BENCH_MEMORY_FIRST [20000] and BENCH_MEMORY_TOTAL [100000]
 requests, BENCH_MEMORY_MAX_SECONDS [300] as the time bound of the memory phase.
 """
@@ -87,6 +90,7 @@ class BenchError(Exception):
 @dataclasses.dataclass(frozen=True)
 class Settings:
     seconds: float
+    rounds: int
     warmup_seconds: float
     memory_first: int
     memory_total: int
@@ -106,6 +110,7 @@ class Settings:
 
         settings = cls(
             seconds=max(1.0, number("BENCH_SECONDS", 10.0)),
+            rounds=max(1, number("BENCH_ROUNDS", 3, int)),
             warmup_seconds=number("BENCH_WARMUP_SECONDS", 2.0),
             memory_first=max(1, number("BENCH_MEMORY_FIRST", 20000, int)),
             memory_total=max(1, number("BENCH_MEMORY_TOTAL", 100000, int)),
@@ -330,10 +335,18 @@ def bcrypt_ceiling(rounds: int, cores: int) -> dict:
             "logins_per_s": round(cores / median, 2)}
 
 
-def server_bcrypt_rounds() -> int:
-    """The cost the server will use: config.yaml's value (the harness unsets BCRYPT_ROUNDS)."""
+def server_setting(name: str, default: int) -> int:
+    """What the server will use: config.yaml's value (the harness unsets the environment's)."""
     with open(REPO / "config.yaml", encoding="utf-8") as fh:
-        return int((yaml.safe_load(fh) or {}).get("bcrypt_rounds", 12))
+        return int((yaml.safe_load(fh) or {}).get(name, default))
+
+
+def server_bcrypt_rounds() -> int:
+    return server_setting("bcrypt_rounds", 12)
+
+
+def server_bcrypt_threads(cores: int) -> int:
+    return server_setting("bcrypt_threads", 0) or cores  # 0: one per core, as the server reads it
 
 
 # ----- wrk ------------------------------------------------------------------------------------
@@ -410,20 +423,40 @@ def measure(settings: Settings, api: Server, ceiling: Server, user: dict) -> dic
     rss: dict[str, int] = {"after_setup": api.rss_kib()}
 
     for label, (url, headers) in targets.items():
-        (ceiling if label == "ceiling" else api).settle()
         if settings.warmup_seconds:
             run_wrk(f"{label} warm-up", url, seconds=settings.warmup_seconds, headers=headers, **steady)
-        print(f"  {label}: {settings.seconds:g} s at {CONNECTIONS} connections ...", flush=True)
-        runs[label] = run_wrk(label, url, seconds=settings.seconds, headers=headers, **steady)
+    # The ceiling and the API take turns, round after round, and each figure is the sum of
+    # its rounds: this machine's speed drifts by several per cent from one ten-second
+    # stretch to the next, and taking turns spreads that drift over both sides of a ratio.
+    per_round = max(1, round(settings.seconds / settings.rounds))
+    print(f"  ceiling, /dashboard, /stream in turn: {settings.rounds} rounds of {per_round} s each "
+          f"at {CONNECTIONS} connections ...", flush=True)
+    rounds: dict[str, list[dict]] = {label: [] for label in targets}
+    for _ in range(settings.rounds):
+        for label, (url, headers) in targets.items():
+            (ceiling if label == "ceiling" else api).settle()
+            rounds[label].append(run_wrk(label, url, seconds=per_round, headers=headers, **steady))
+    for label, results in rounds.items():
+        runs[label] = combine_rounds(results)
     rss["after_steady_runs"] = api.rss_kib()
 
     cpu_cores = {}
+    login_body = json.dumps({"email": user["email"], "password": PASSWORD})
     api.settle()
-    runs["logins_alone"], _, cpu_cores["logins_alone"] = login_load(settings, api, user, None)
+    print(f"  logins alone: {STORM_LOGIN_CONNECTIONS} logging in, {settings.seconds:g} s ...", flush=True)
+    runs["logins_alone"], _, cpu_cores["logins_alone"] = login_load(
+        settings, api, "/auth/login", login_body, None)
     api.settle()
-    runs["storm_logins"], runs["storm_dashboard"], cpu_cores["storm"] = login_load(settings, api, user, auth)
+    print(f"  login storm: {STORM_LOGIN_CONNECTIONS} logging in, {STORM_DASHBOARD_CONNECTIONS} on /dashboard, "
+          f"{settings.seconds:g} s ...", flush=True)
+    runs["storm_logins"], runs["storm_dashboard"], cpu_cores["storm"] = login_load(
+        settings, api, "/auth/login", login_body, ("/dashboard", auth))
     rss["after_storm"] = api.rss_kib()
     settled = {"after_storm": api.settle()}
+    ceiling.settle()
+    print(f"  the same storm on the ceiling app, {settings.seconds:g} s ...", flush=True)
+    runs["ceiling_storm_logins"], runs["ceiling_storm_get"], cpu_cores["ceiling_storm"] = login_load(
+        settings, ceiling, "/login", "{}", ("/", {}))
 
     memory = measure_memory(settings, api, auth)
     runs.update(memory.pop("runs"))
@@ -431,35 +464,53 @@ def measure(settings: Settings, api: Server, ceiling: Server, user: dict) -> dic
             "cpu_cores_by_thread": cpu_cores}
 
 
-def login_load(settings: Settings, api: Server, user: dict, dashboard_auth: dict | None):
-    """16 connections logging in continuously, alone or (the storm) while 8 load /dashboard.
-    Returns the two wrk results and how many cores the event loop thread and the other
-    threads (the bcrypt pool) used meanwhile: the storm's figures are mostly that split."""
-    with_dashboard = dashboard_auth is not None
-    print(f"  {'login storm' if with_dashboard else 'logins alone'}: {STORM_LOGIN_CONNECTIONS} logging in"
-          f"{f', {STORM_DASHBOARD_CONNECTIONS} on /dashboard' if with_dashboard else ''}, "
-          f"{settings.seconds:g} s ...", flush=True)
-    body = json.dumps({"email": user["email"], "password": PASSWORD})
-    before, started = api.thread_cpu_seconds(), time.monotonic()
+def combine_rounds(results: list[dict]) -> dict:
+    """One figure from several wrk runs of the same load: requests/s over all of them;
+    the median of their p50s and the worst of their p99s."""
+    requests = sum(r["requests"] for r in results)
+    seconds = sum(r["seconds"] for r in results)
+    errors = {key: sum(r["errors"][key] for r in results) for key in results[0]["errors"]}
+    latency = {key: max(r["latency_ms"][key] for r in results) for key in results[0]["latency_ms"]}
+    latency["p50"] = statistics.median(r["latency_ms"]["p50"] for r in results)
+    return {
+        "requests": requests,
+        "seconds": round(seconds, 3),
+        "requests_per_s": round(requests / seconds, 1) if seconds else 0.0,
+        "latency_ms": latency,
+        "non_2xx": sum(r["non_2xx"] for r in results),
+        "socket_errors": sum(r["socket_errors"] for r in results),
+        "errors": errors,
+        "rounds_requests_per_s": [r["requests_per_s"] for r in results],
+    }
+
+
+def login_load(settings: Settings, server: Server, login_path: str, body: str,
+               also_get: tuple[str, dict] | None):
+    """16 connections logging in continuously, alone or (the storm) while 8 load a GET
+    (path, headers). Returns the two wrk results and how many cores the event loop thread
+    and the other threads (the bcrypt pool) used meanwhile: the storm's figures are
+    mostly that split."""
+    before, started = server.thread_cpu_seconds(), time.monotonic()
     # A login waits behind the others for a bcrypt thread: allow far more than wrk's 2 s.
-    logins = Wrk("logins", api.base + "/auth/login", connections=STORM_LOGIN_CONNECTIONS, threads=1,
+    logins = Wrk("logins", server.base + login_path, connections=STORM_LOGIN_CONNECTIONS, threads=1,
                  seconds=settings.seconds, script="login.lua", env={"BENCH_LOGIN_BODY": body},
                  timeout_seconds=30)
     try:
-        dashboard = None
-        if with_dashboard:
-            load = Wrk("storm dashboard", api.base + "/dashboard", connections=STORM_DASHBOARD_CONNECTIONS,
-                       threads=1, seconds=settings.seconds, headers=dashboard_auth)
+        loaded = None
+        if also_get is not None:
+            path, headers = also_get
+            load = Wrk("storm GET", server.base + path, connections=STORM_DASHBOARD_CONNECTIONS,
+                       threads=1, seconds=settings.seconds, headers=headers)
             try:
-                dashboard = load.result()
+                loaded = load.result()
             finally:
                 load.kill()
         result = logins.result()
     finally:
         logins.kill()
-    after, wall = api.thread_cpu_seconds(), time.monotonic() - started
+    after, wall = server.thread_cpu_seconds(), time.monotonic() - started
     cores = {part: round((after[part] - before[part]) / wall, 2) for part in after}
-    return result, dashboard, cores
+    return result, loaded, cores
 
 
 def measure_memory(settings: Settings, api: Server, auth: dict) -> dict:
@@ -529,13 +580,14 @@ def print_report(report: dict) -> None:
     runs = report["runs"]
     ceiling_rps = runs["ceiling"]["requests_per_s"]
     print()
-    print(f"{'run':<16} {'conns':>5} {'req/s':>9} {'x ceiling':>9} {'p50 ms':>8} {'p99 ms':>8} "
+    print(f"{'run':<20} {'conns':>5} {'req/s':>9} {'x ceiling':>9} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'non-2xx':>8} {'sock err':>8}")
     conns = {"storm_dashboard": STORM_DASHBOARD_CONNECTIONS, "storm_logins": STORM_LOGIN_CONNECTIONS,
-             "logins_alone": STORM_LOGIN_CONNECTIONS}
+             "logins_alone": STORM_LOGIN_CONNECTIONS, "ceiling_storm_get": STORM_DASHBOARD_CONNECTIONS,
+             "ceiling_storm_logins": STORM_LOGIN_CONNECTIONS}
     for label, run in runs.items():
         share = run["requests_per_s"] / ceiling_rps if ceiling_rps else 0
-        print(f"{label:<16} {conns.get(label, CONNECTIONS):>5} {run['requests_per_s']:>9.1f} {share:>9.3f} "
+        print(f"{label:<20} {conns.get(label, CONNECTIONS):>5} {run['requests_per_s']:>9.1f} {share:>9.3f} "
               f"{run['latency_ms']['p50']:>8.2f} {run['latency_ms']['p99']:>8.2f} "
               f"{run['non_2xx']:>8} {run['socket_errors']:>8}")
     bc = report["bcrypt"]
@@ -549,6 +601,11 @@ def print_report(report: dict) -> None:
           f"({runs['logins_alone']['requests_per_s'] / bc['logins_per_s']:.2f} of the bcrypt ceiling); "
           f"cores used, event loop + other threads: alone {alone['event_loop']} + {alone['other_threads']}, "
           f"storm {storm['event_loop']} + {storm['other_threads']}")
+    reference = report["cpu_cores_by_thread"]["ceiling_storm"]
+    print(f"the same storm on the ceiling app ({bc['threads']} bcrypt threads, nothing else): logins "
+          f"{runs['ceiling_storm_logins']['requests_per_s'] / bc['logins_per_s']:.3f} of the bcrypt ceiling, "
+          f"GET p99 {runs['ceiling_storm_get']['latency_ms']['p99']:.2f} ms; cores used "
+          f"{reference['event_loop']} + {reference['other_threads']}")
     print(f"other processes' CPU during the run: {report['machine']['other_processes_cpu_share']:.1%} of the machine")
     print(f"RSS: {mem['first']['rss_kib'] / 1024:.1f} MiB after {mem['first']['requests']} requests, "
           f"{mem['total']['rss_kib'] / 1024:.1f} MiB after {mem['total']['requests']}")
@@ -599,7 +656,8 @@ def main() -> int:
         api = Server("the API", [sys.executable, *SERVER_ARGS], server_env(api_port), RESULTS / "server.log")
         servers.append(api)
         ceiling = Server("the ceiling app", [sys.executable, str(BENCH / "ceiling.py")],
-                         {**os.environ, "PORT": str(ceiling_port)}, RESULTS / "ceiling.log")
+                         {**os.environ, "PORT": str(ceiling_port), "BCRYPT_ROUNDS": str(server_bcrypt_rounds()),
+                          "BCRYPT_THREADS": str(server_bcrypt_threads(cores))}, RESULTS / "ceiling.log")
         servers.append(ceiling)
         api.wait_healthy("/healthz")
         ceiling.wait_healthy("/")
@@ -607,7 +665,7 @@ def main() -> int:
 
         # bcrypt is timed while both servers are idle: it is the ceiling, not a load figure.
         print(f"bench: {cores} cores; timing bcrypt ...", flush=True)
-        login_ceiling = bcrypt_ceiling(server_bcrypt_rounds(), cores)
+        login_ceiling = {**bcrypt_ceiling(server_bcrypt_rounds(), cores), "threads": server_bcrypt_threads(cores)}
         measured = measure(settings, api, ceiling, user)
         other_share = noise.other_share(servers)
     except (BenchError, OSError) as error:  # OSError: a server went away mid-run
