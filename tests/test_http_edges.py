@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+from urllib.parse import quote
 
 import pytest
 
@@ -152,6 +153,28 @@ async def test_concurrent_requests_never_see_each_others_data(api):
     for _ in range(3):
         replies = await asyncio.gather(*(api.get("/auth/me", token=t) for t in tokens))
         assert [r.json["user"]["email"] for r in replies] == emails
+
+
+@pytest.mark.gen_test
+async def test_concurrent_dashboards_and_streams_keep_each_users_tokens(api):
+    """The hot paths cache verified tokens and recent playback tokens: none of that may
+    hand one user's token to another, or let one user's cached grant serve another."""
+    emails = [f"viewer{i}@example.com" for i in range(5)]
+    tokens = await asyncio.gather(*(api.user(email) for email in emails))
+    for _ in range(3):
+        dashboards = await asyncio.gather(*(api.dashboard(t) for t in tokens))
+        links = [(videos[0]["id"], videos[0]["playback_token"]) for videos in dashboards]
+        assert len({token for _, token in links}) == len(emails)  # one token per user, no sharing
+        own = await asyncio.gather(*(_stream(api, t, link) for t, link in zip(tokens, links, strict=True)))
+        assert [r.status for r in own] == [200] * len(emails)
+        swapped = links[1:] + links[:1]  # each user presents the next user's (verified, cached) link
+        others = await asyncio.gather(*(_stream(api, t, link) for t, link in zip(tokens, swapped, strict=True)))
+        assert [r.status for r in others] == [403] * len(emails)
+
+
+def _stream(api, auth_token: str, link: tuple[str, str]):
+    video_id, playback_token = link
+    return api.get(f"/video/{video_id}/stream?token={quote(playback_token)}", token=auth_token)
 
 
 async def _raw_exchange(base_url: str, payload: bytes, wait: float) -> tuple[bytes, float]:
