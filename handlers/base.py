@@ -135,7 +135,7 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def set_default_headers(self) -> None:
         # No "Server: TornadoServer/<version>": what runs here is nobody else's business.
-        del self._headers["Server"]
+        self._headers.pop("Server", None)
         # Constant, known-good values: straight into the header map, skipping the
         # per-call validation of set_header() on every response.
         self._headers.update(STATIC_HEADERS)

@@ -13,8 +13,8 @@ patches give the embedded store the same shape of cost:
   check does) goes straight to that document, then through the same filter, projection
   and time-zone steps as mongomock's own path, without building a cursor around it;
 - expired documents are swept at most once per ``TTL_SWEEP_SECONDS``, not on every access.
-  Expiry is checked in the queries themselves anyway (services/sessions.py, throttle.py),
-  as it must be on a real MongoDB.
+  Expiry is checked on every read anyway (services/sessions.py, throttle.py), as it must
+  be on a real MongoDB, whose TTL monitor runs about once a minute.
 
 They change no result, only cost; the whole test suite runs over them. Pinned to the
 mongomock version in requirements.txt: re-check them when upgrading it.
