@@ -15,7 +15,7 @@ import time
 
 import jwt
 
-from services.clock import utcnow
+from services.clock import as_utc, utcnow
 from services.errors import NotAuthenticated
 
 JWT_ALGORITHM = "HS256"
@@ -58,7 +58,7 @@ class SessionStore:
         if found is None or found.get("user_id") != principal.user_id:
             return False
         expires_at = found.get("expires_at")
-        return isinstance(expires_at, dt.datetime) and expires_at > utcnow()
+        return isinstance(expires_at, dt.datetime) and as_utc(expires_at) > utcnow()
 
     async def end(self, principal: Principal) -> None:
         await self._sessions.delete_one({"_id": principal.session_id, "user_id": principal.user_id})
