@@ -54,7 +54,7 @@ class DocsHandler(BaseHandler):
 
 
 class DocsAssetHandler(tornado.web.StaticFileHandler):
-    """The page's scripts and stylesheet: exactly these files, nothing else of either folder."""
+    """The page's scripts, stylesheet and icon: exactly these files, nothing else of either folder."""
 
     @classmethod
     def get_absolute_path(cls, root: str, path: str) -> str:
@@ -63,7 +63,7 @@ class DocsAssetHandler(tornado.web.StaticFileHandler):
         return str(_swagger_ui_static() / path)
 
     def validate_absolute_path(self, root: str, absolute_path: str) -> str:
-        # The route's pattern admits only the three names above: there is no other path to check.
+        # The route's pattern admits only the four names above: there is no other path to check.
         return absolute_path
 
     def set_default_headers(self) -> None:
@@ -71,7 +71,7 @@ class DocsAssetHandler(tornado.web.StaticFileHandler):
         self.set_header("X-Content-Type-Options", "nosniff")
 
 
-DOCS_ASSET_PATTERN = r"/docs/(swagger-ui\.css|swagger-ui-bundle\.js|docs\.js)"
+DOCS_ASSET_PATTERN = r"/docs/(swagger-ui\.css|swagger-ui-bundle\.js|docs\.js|favicon-32x32\.png)"
 
 
 class MetricsHandler(BaseHandler):

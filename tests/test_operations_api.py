@@ -150,13 +150,14 @@ async def test_docs_is_a_page_that_loads_only_files_of_this_server(api):
     assert "default-src 'none'" in DOCS_CSP and "'unsafe-inline'" not in DOCS_CSP
     page = reply.body.decode()
     references = re.findall(r'(?:src|href)="([^"]+)"', page)
-    assert sorted(references) == ["docs/docs.js", "docs/swagger-ui-bundle.js", "docs/swagger-ui.css"]
+    assert sorted(references) == ["docs/docs.js", "docs/favicon-32x32.png", "docs/swagger-ui-bundle.js",
+                                  "docs/swagger-ui.css"]
     assert "http" not in page and "<script>" not in page  # nothing remote, no inline script
     for reference in references:
         asset = await api.get("/" + reference)
         assert asset.status == 200, reference
         assert len(asset.body) > 300, reference
-        expected = "text/css" if reference.endswith(".css") else "javascript"
+        expected = {"css": "text/css", "js": "javascript", "png": "image/png"}[reference.rsplit(".", 1)[1]]
         assert expected in asset.headers["Content-Type"], (reference, asset.headers["Content-Type"])
         assert b"fonts.googleapis" not in asset.body and b"unpkg.com" not in asset.body
 
