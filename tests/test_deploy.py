@@ -147,3 +147,14 @@ def test_docker_compose_config_accepts_the_file():
     done = subprocess.run([DOCKER_COMPOSE, "config", "-q"], cwd=REPO, env=env,  # noqa: S603
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "JWT_SECRET" in done.stderr
+
+
+def test_make_help_lists_every_target():
+    make = shutil.which("make")
+    assert make, "make is how the README says to run everything"
+    done = subprocess.run([make, "--no-print-directory", "help"], cwd=REPO,  # noqa: S603
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    phony = re.search(r"^\.PHONY: (.+)$", (REPO / "Makefile").read_text(), re.MULTILINE).group(1).split()
+    listed = re.findall(r"^  make (\w+)\s+\S", done.stdout, re.MULTILINE)
+    assert sorted(listed) == sorted(phony), done.stdout
