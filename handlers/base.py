@@ -193,6 +193,8 @@ class BaseHandler(tornado.web.RequestHandler):
         error = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(error, DATABASE_DOWN_ERRORS):
             error = DatabaseUnavailable(DEFAULT_MESSAGES[503])
+        if isinstance(error, DatabaseUnavailable):
+            self.application.metrics.database_unavailable()
         if isinstance(error, ServiceError):
             status_code = next(s for cls, s in STATUS_FOR_ERROR.items() if isinstance(error, cls))
             message = error.message

@@ -14,9 +14,11 @@ from handlers.accounts import LoginHandler, LogoutHandler, ProfileHandler, Signu
 from handlers.base import NotFoundHandler
 from handlers.health import LivenessHandler, ReadinessHandler, RootHandler
 from handlers.openapi import OpenApiHandler
+from handlers.operations import DOCS_ASSET_PATTERN, DocsAssetHandler, DocsHandler, MetricsHandler
 from handlers.videos import DashboardHandler, PlayHandler, StreamHandler
 from server.config import Config
 from server.logs import AccessLog
+from server.metrics import Metrics
 from services.accounts import Accounts
 from services.health import DatabaseHealth
 from services.passwords import PasswordHasher
@@ -42,6 +44,12 @@ ROUTES = [
     (r"/healthz", LivenessHandler),
     (r"/readyz", ReadinessHandler),
     (r"/openapi\.json", OpenApiHandler),
+    (r"/docs", DocsHandler),
+    (r"/metrics", MetricsHandler),
+]
+# The /docs page's own files: served, but not API operations (not in the OpenAPI document).
+ASSET_ROUTES = [
+    (DOCS_ASSET_PATTERN, DocsAssetHandler, {"path": ""}),
 ]
 
 
@@ -52,6 +60,7 @@ class Services:
     catalog: VideoCatalog
     health: DatabaseHealth
     _stores: tuple
+    passwords: PasswordHasher | None = None  # for its ``waiting`` metric
 
     async def ensure_indexes(self) -> None:
         for store in self._stores:
@@ -60,7 +69,8 @@ class Services:
 
 def build_services(config: Config, db, executor: Executor) -> Services:
     sessions = SessionStore(db, ttl_seconds=config.jwt_ttl_seconds)
-    users = UserStore(db, PasswordHasher(config.bcrypt_rounds, executor))
+    passwords = PasswordHasher(config.bcrypt_rounds, executor)
+    users = UserStore(db, passwords)
     catalog = VideoCatalog(db, cache_seconds=config.catalog_cache_seconds)
     throttle = LoginThrottle(
         db,
@@ -75,7 +85,8 @@ def build_services(config: Config, db, executor: Executor) -> Services:
         sessions,
         config.dashboard_video_count,
     )
-    return Services(accounts, playback, catalog, DatabaseHealth(db), (users, sessions, catalog, throttle))
+    return Services(accounts, playback, catalog, DatabaseHealth(db), (users, sessions, catalog, throttle),
+                    passwords=passwords)
 
 
 class InFlight:
@@ -111,15 +122,26 @@ class VideoApp(tornado.web.Application):
         self.services = services
         self.inflight = InFlight()
         # Beside the other log lines, on stderr.
-        self.access_log = access_log or AccessLog(sys.stderr)
+        self.access_log = access_log or AccessLog(sys.stderr, trust_proxy=config.trust_proxy)
+        passwords = services.passwords
+        self.metrics = Metrics(
+            ROUTES + ASSET_ROUTES,
+            in_flight=lambda: self.inflight.count,
+            password_checks_waiting=lambda: passwords.waiting if passwords is not None else 0,
+        )
         super().__init__(
-            ROUTES,
+            ROUTES + ASSET_ROUTES,
             default_handler_class=NotFoundHandler,
-            log_function=self.access_log,
+            log_function=self._request_finished,
             # No XSRF cookies: clients authenticate with a bearer header, which a
             # cross-site form cannot send.
             xsrf_cookies=False,
         )
+
+    def _request_finished(self, handler) -> None:
+        """Tornado's log_function: every finished request is counted, then logged."""
+        self.metrics.observe(handler)
+        self.access_log(handler)
 
 
 # How far past MAX_BODY_BYTES a chunked body (one with no declared length) is read and

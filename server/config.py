@@ -28,7 +28,10 @@ class ConfigError(Exception):
 @dataclasses.dataclass(frozen=True)
 class Config:
     app_env: str = "development"
+    host: str = "127.0.0.1"
     port: int = 8000
+    web_concurrency: int = 1
+    log_level: str = "info"
     mongodb_uri: str = ""
     mongodb_database: str = "video_app"
     mongodb_timeout_ms: int = 2500
@@ -55,6 +58,9 @@ class Config:
     login_max_failures_per_address: int = 50
     login_failure_window_seconds: int = 900
 
+    # Empty: /metrics is open (keep it off the public internet some other way).
+    metrics_token: str = ""
+
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
@@ -69,7 +75,8 @@ class Config:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 # Settings that are read from somewhere other than a same-named key.
-_NOT_FROM_FILE = {"jwt_secrets"}
+_NOT_FROM_FILE = {"jwt_secrets", "metrics_token"}
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def _coerce(name: str, raw):
@@ -97,6 +104,15 @@ def _coerce(name: str, raw):
         raise ConfigError(f"{name.upper()} must be a {kind}, not {raw!r}") from None
 
 
+def read_dotenv(path: Path | str = ".env") -> bool:
+    """Local runs: the variables of ``.env`` in the working directory, as ``heroku local``
+    and honcho read them. Variables already in the environment win over the file, and the
+    file wins over config.yaml (load_config reads the environment). True if a file was read."""
+    from dotenv import load_dotenv
+
+    return load_dotenv(path, override=False)
+
+
 def load_config(
     env: Mapping[str, str] | None = None,
     path: Path | str | None = DEFAULT_CONFIG_PATH,
@@ -119,6 +135,7 @@ def load_config(
     current = env.get("JWT_SECRET", "")
     previous = _coerce("jwt_secrets", env.get("JWT_PREVIOUS_SECRETS", ""))
     values["jwt_secrets"] = tuple(s for s in (current, *previous) if s)
+    values["metrics_token"] = env.get("METRICS_TOKEN", "").strip()
     values.update(overrides)
     config = Config(**values)
     return _checked(config, secret_was_given=bool(current) or "jwt_secrets" in overrides)
@@ -153,4 +170,13 @@ def _checked(config: Config, secret_was_given: bool) -> Config:
         raise ConfigError("CATALOG_CACHE_SECONDS must not be negative")
     if config.dashboard_video_count < 0:
         raise ConfigError("DASHBOARD_VIDEO_COUNT must not be negative")
-    return config
+    if config.web_concurrency < 1:
+        raise ConfigError("WEB_CONCURRENCY must be at least 1")
+    if config.web_concurrency > 1 and config.uses_embedded_store:
+        raise ConfigError("WEB_CONCURRENCY above 1 needs MONGODB_URI: the embedded store lives in one process, "
+                          "so each worker would have its own accounts and sessions")
+    if config.log_level.lower() not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {config.log_level!r}")
+    if not config.host:
+        raise ConfigError("HOST must name an address to listen on, e.g. 127.0.0.1 or 0.0.0.0")
+    return config.replace(log_level=config.log_level.lower())

@@ -53,6 +53,8 @@ def connection_refused(port: int, timeout: float = 1.0) -> bool:
 def child_environment(env: Mapping[str, str]) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if k not in _CONFIG_VARIABLES and k != "PYTHONWARNINGS"}
     base["PYTHONUNBUFFERED"] = "1"
+    # The child runs in a directory of its own (no developer's .env there), importing from the repository.
+    base["PYTHONPATH"] = str(REPO_ROOT)
     base.update(env)
     return base
 
@@ -70,7 +72,7 @@ class Reply:
 
 
 def request(port: int, method: str, path: str, *, json_body=None, headers: Mapping[str, str] | None = None,
-            timeout: float = REQUEST_TIMEOUT_SECONDS) -> Reply:
+            timeout: float = REQUEST_TIMEOUT_SECONDS, host: str = HOST) -> Reply:
     """One HTTP request on a fresh connection; never raises on a status. ``seconds``
     is the wall time from connecting to the end of the body."""
     headers = dict(headers or {})
@@ -79,7 +81,7 @@ def request(port: int, method: str, path: str, *, json_body=None, headers: Mappi
         body = json.dumps(json_body).encode()
         headers.setdefault("Content-Type", "application/json")
     started = time.monotonic()
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request(method, path, body=body, headers=headers)
         response = conn.getresponse()
@@ -90,11 +92,17 @@ def request(port: int, method: str, path: str, *, json_body=None, headers: Mappi
 
 
 class ServerProcess:
-    """``python -m server`` on a free port of 127.0.0.1, with the given environment."""
+    """``python -m server`` on a free port of 127.0.0.1, with the given environment, in a
+    working directory of its own (``cwd``, or a fresh empty one): a developer's ``.env``
+    in the repository never reaches it. ``host`` is where requests go."""
 
-    def __init__(self, env: Mapping[str, str] | None = None, port: int | None = None):
+    def __init__(self, env: Mapping[str, str] | None = None, port: int | None = None,
+                 cwd: Path | str | None = None, host: str = HOST):
         self.port = port or free_port()
+        self.host = host
         self._env = child_environment({"PORT": str(self.port), **(env or {})})
+        self._own_cwd = tempfile.TemporaryDirectory() if cwd is None else None  # removed in close()
+        self.cwd = Path(cwd if cwd is not None else self._own_cwd.name)
         self._stderr = tempfile.TemporaryFile()  # closed in close()
         self.proc: subprocess.Popen | None = None
         self._output: str | None = None  # what it wrote, kept once the file is closed
@@ -106,7 +114,7 @@ class ServerProcess:
         # Our own interpreter running our own module.
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "server"],
-            cwd=REPO_ROOT,
+            cwd=self.cwd,
             env=self._env,
             stdin=subprocess.DEVNULL,
             stdout=self._stderr,  # the server prints nothing on stdout; if it did, the test sees it
@@ -122,7 +130,7 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise AssertionError(f"the server exited with {self.proc.returncode} before serving:\n{self.stderr}")
             try:
-                if request(self.port, "GET", "/healthz", timeout=1).status == 200:
+                if request(self.port, "GET", "/healthz", timeout=1, host=self.host).status == 200:
                     return self
             except OSError:
                 pass
@@ -158,6 +166,9 @@ class ServerProcess:
         if self._output is None:
             self._output = self.stderr
             self._stderr.close()
+        if self._own_cwd is not None:
+            self._own_cwd.cleanup()
+            self._own_cwd = None
 
     def __enter__(self) -> ServerProcess:
         return self
@@ -168,6 +179,7 @@ class ServerProcess:
     # ----- what it did ------------------------------------------------------------------
 
     def request(self, method: str, path: str, **kwargs) -> Reply:
+        kwargs.setdefault("host", self.host)
         return request(self.port, method, path, **kwargs)
 
     @property
@@ -237,8 +249,8 @@ def connections_drained(server_port: int, client_ports: set[int]) -> bool | None
 
 
 @contextlib.contextmanager
-def running_server(env: Mapping[str, str] | None = None, port: int | None = None) -> Iterator[ServerProcess]:
+def running_server(env: Mapping[str, str] | None = None, port: int | None = None, **kwargs) -> Iterator[ServerProcess]:
     """A started server, always killed on the way out."""
-    with ServerProcess(env, port) as server:
+    with ServerProcess(env, port, **kwargs) as server:
         server.start()
         yield server

@@ -16,7 +16,7 @@ from server.app import ROUTES
 
 HTTP_METHODS = ("get", "head", "post", "put", "patch", "delete")
 # Every endpoint but these needs the database, and so can answer 503.
-WITHOUT_DATABASE = {"/", "/healthz", "/openapi.json"}
+WITHOUT_DATABASE = {"/", "/healthz", "/openapi.json", "/docs", "/metrics"}
 
 
 def openapi_path(route_pattern: str) -> str:
