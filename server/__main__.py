@@ -19,11 +19,14 @@ from services.errors import DATABASE_DOWN_ERRORS
 
 log = logging.getLogger("server")
 PREPARE_RETRY_SECONDS = 5
+# How often account deletions cut off by an outage are looked for, after the one at start-up.
+DELETION_SWEEP_SECONDS = 600
 
 
 async def prepare_database(services) -> None:
-    """Indexes and the demo catalog. The database may be down while the platform
-    starts us: keep trying in the background rather than refuse to start."""
+    """Indexes and the demo catalog, then the sweep for unfinished account deletions.
+    The database may be down while the platform starts us: keep trying in the background
+    rather than refuse to start."""
     while True:
         try:
             await services.ensure_indexes()
@@ -34,7 +37,22 @@ async def prepare_database(services) -> None:
             continue
         if added:
             log.info("seeded the empty catalog", extra={"new_videos": added})
-        return
+        break
+    await finish_deletions(services)
+
+
+async def finish_deletions(services) -> None:
+    """Completes account deletions that a database outage or a crash cut off (they
+    leave nothing that logs in, but their data and email stay taken until finished)."""
+    while True:
+        try:
+            await services.accounts.finish_pending_deletions()
+        except DATABASE_DOWN_ERRORS as error:
+            log.warning("could not finish pending account deletions; retrying",
+                        extra={"error": type(error).__name__})
+            await asyncio.sleep(PREPARE_RETRY_SECONDS)
+            continue
+        await asyncio.sleep(DELETION_SWEEP_SECONDS)
 
 
 async def serve(config: Config, started: asyncio.Future | None = None) -> None:
