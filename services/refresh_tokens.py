@@ -32,7 +32,7 @@ from services.sessions import Principal
 TOKEN_BYTES = 32  # 256 bits
 SUCCESSOR_LABEL = b"video-app.refresh-successor.v1:"
 # Longer than any token we issue (43 characters); anything longer is not worth a hash.
-MAX_TOKEN_CHARS = 200
+MAX_TOKEN_CHARS = 1000
 
 
 def token_hash(token: str) -> str:

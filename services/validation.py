@@ -67,8 +67,9 @@ _MISSING = {
 SIGNUP = Schema({"name": NAME, "email": EMAIL, "password": PASSWORD}, ignore_extra_keys=True)
 LOGIN = Schema({"email": EMAIL, "password": PASSWORD}, ignore_extra_keys=True)
 
-# Opaque tokens we issued are 43 characters; the bound keeps junk from being hashed.
-MAX_OPAQUE_TOKEN_CHARS = 200
+# Opaque tokens we issue are 43 characters; the bound keeps junk from being hashed
+# (but lets a mistaken JWT through, to be told it is not a refresh token).
+MAX_OPAQUE_TOKEN_CHARS = 1000
 OPAQUE_TOKEN = And(str, lambda v: 0 < len(v) <= MAX_OPAQUE_TOKEN_CHARS,
                    error="The token must be the text this service issued.")
 LOGOUT_SCOPES = ("current", "others", "all")
