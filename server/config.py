@@ -63,7 +63,7 @@ class Config:
     password_reset_max_per_email: int = 3
     password_reset_max_per_address: int = 20
     password_reset_window_seconds: int = 3600
-    password_reset_url: str = "videoapp://reset?token={token}"
+    password_reset_url: str = "videoapp://reset?token={token}"  # noqa: S105 - a link template
     smtp_url: str = ""
     smtp_timeout_seconds: float = 10
     mail_from: str = "Video App <no-reply@example.com>"

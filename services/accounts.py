@@ -14,7 +14,7 @@ from services.throttle import LoginThrottle
 from services.users import UserStore, public_user
 
 INVALID_CREDENTIALS = "Invalid email or password"
-WRONG_PASSWORD = "The password is not right."
+WRONG_PASSWORD = "The password is not right."  # noqa: S105 - a message
 INVALID_REFRESH = "This refresh token is not valid. Please log in again."
 REFRESH_REPLAYED = "This refresh token was already used, so this login has been ended for safety. Please log in again."
 SESSION_ENDED = "This login has ended. Please log in again."

@@ -31,7 +31,8 @@ TOKEN_BYTES = 32
 # Requests waiting for their mail. Past this (a flood), further ones are dropped, logged,
 # and still answered 202: the answer must not tell anything, and memory stays bounded.
 MAIL_QUEUE_SIZE = 200
-INVALID_TOKEN = "This password reset link is invalid, has expired or was already used. Please ask for a new one."
+INVALID_TOKEN = "This password reset link is invalid, has expired or was already used. " \
+    "Please ask for a new one."  # noqa: S105 - a message
 UNAVAILABLE = "Password reset is not available."
 ACCEPTED = "If an account uses this email, a message with a link to reset its password is on its way."
 
@@ -138,7 +139,7 @@ class PasswordResets:
             email = self._queue.get_nowait()
             try:
                 await self._send_reset(email)
-            except Exception as error:  # noqa: BLE001 - one failed mail must not stop the others
+            except Exception as error:
                 # Never the token (it is only in the message), nor the address.
                 log.warning("password reset mail not sent", extra={"error": type(error).__name__})
 
