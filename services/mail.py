@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import ssl
 from email.message import EmailMessage
 from urllib.parse import unquote, urlsplit
 
@@ -54,9 +55,11 @@ def parse_smtp_url(url: str) -> SmtpServer:
 
 
 class SmtpMailer:
-    def __init__(self, server: SmtpServer, timeout_seconds: float):
+    def __init__(self, server: SmtpServer, timeout_seconds: float, tls_context: ssl.SSLContext | None = None):
+        """``tls_context`` None: the system's trusted CAs, certificates always verified."""
         self._server = server
         self._timeout = timeout_seconds
+        self._tls_context = tls_context
 
     async def send(self, message: EmailMessage) -> None:
         server = self._server
@@ -71,6 +74,7 @@ class SmtpMailer:
                 use_tls=server.implicit_tls,
                 # None: upgrade with STARTTLS when the server offers it.
                 start_tls=False if server.implicit_tls else None,
+                tls_context=self._tls_context,
                 timeout=self._timeout,
             )
 

@@ -6,8 +6,12 @@ import email
 import logging
 import re
 import socket
+import ssl
+import subprocess
 import time
+from email.message import EmailMessage
 
+import aiosmtplib
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
@@ -17,6 +21,7 @@ from tornado.testing import bind_unused_port
 from server.app import VideoApp, build_services
 from services.clock import utcnow
 from services.errors import FeatureUnavailable
+from services.mail import SmtpMailer, parse_smtp_url
 from services.password_reset import PasswordResets, ResetTokenStore
 from services.request_counter import RequestCounter
 from services.users import UserStore
@@ -339,3 +344,66 @@ async def test_without_a_mailer_reset_is_unavailable(database):
         mail_from="a@example.com", reset_url="x?{token}", ttl_seconds=1800)
     with pytest.raises(FeatureUnavailable):
         await resets.request({"email": "ann@example.com"}, None)
+
+
+# ----- the SMTP client over TLS -------------------------------------------------------
+
+@pytest.fixture
+def certificate(tmp_path):
+    """A self-signed certificate for 127.0.0.1, and a client context that trusts only it."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req",  # noqa: S603, S607 - fixed arguments, the system's openssl "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    return server_context, ssl.create_default_context(cafile=str(cert))
+
+
+def _reset_message() -> EmailMessage:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "no-reply@example.com", "ann@example.com", "Hi"
+    message.set_content("over TLS")
+    return message
+
+
+@pytest.mark.parametrize("scheme", ["smtp", "smtps"])
+@pytest.mark.gen_test
+async def test_mail_goes_over_starttls_when_offered_and_over_implicit_tls_for_smtps(certificate, scheme):
+    server_context, client_context = certificate
+    handler, port = Inbox(), _free_port()
+    if scheme == "smtp":  # plain connection, upgraded: this server refuses anything before STARTTLS
+        controller = Controller(handler, hostname="127.0.0.1", port=port, tls_context=server_context,
+                                require_starttls=True, authenticator=_authenticate, auth_required=True)
+    else:  # TLS from the first byte
+        controller = Controller(handler, hostname="127.0.0.1", port=port, ssl_context=server_context,
+                                authenticator=_authenticate, auth_required=True, auth_require_tls=False)
+    controller.start()
+    try:
+        url = f"{scheme}://{SMTP_USER}:s3cret%2Fpass@127.0.0.1:{port}"
+        await SmtpMailer(parse_smtp_url(url), 5, tls_context=client_context).send(_reset_message())
+    finally:
+        controller.stop()
+    assert [m["To"] for m in handler.messages] == ["ann@example.com"]
+
+
+@pytest.mark.gen_test
+async def test_an_untrusted_certificate_is_refused(certificate):
+    server_context, _ = certificate
+    handler, port = Inbox(), _free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, ssl_context=server_context)
+    controller.start()
+    try:
+        with pytest.raises(aiosmtplib.SMTPException):
+            await SmtpMailer(parse_smtp_url(f"smtps://127.0.0.1:{port}"), 5).send(_reset_message())
+    finally:
+        controller.stop()
+    assert handler.messages == []
+
+
+@pytest.mark.parametrize("url", ["http://host", "smtp://", "smtp://host:port", "mailto:a@b"])
+def test_a_malformed_smtp_url_is_refused_without_repeating_it(url):
+    with pytest.raises(ValueError) as raised:
+        parse_smtp_url(url.replace("host", "user:topsecret@host"))
+    assert "topsecret" not in str(raised.value)
+    assert "topsecret" not in repr(parse_smtp_url("smtp://user:topsecret@host:25"))
