@@ -20,7 +20,7 @@ from services.errors import DATABASE_DOWN_ERRORS
 log = logging.getLogger("server")
 PREPARE_RETRY_SECONDS = 5
 # How often account deletions cut off by an outage are looked for, after the one at start-up.
-DELETION_SWEEP_SECONDS = 600
+DELETION_SWEEP_SECONDS = 60
 
 
 async def prepare_database(services) -> None:

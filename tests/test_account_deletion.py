@@ -7,6 +7,7 @@ from bson import ObjectId
 from pymongo.errors import AutoReconnect
 
 from services.account_deletion import AccountDeletion
+from services.clock import utcnow
 from services.errors import NotAuthenticated
 from services.password_reset import ResetTokenStore
 from services.passwords import PasswordHasher
@@ -196,3 +197,23 @@ async def test_the_service_deletes_through_every_user_data_owner(services, datab
     for name in PER_USER_COLLECTIONS:
         assert await database[name].count_documents({}) == 0
     assert await accounts.finish_pending_deletions() == 0
+
+
+@pytest.mark.gen_test
+async def test_the_start_up_sweep_finishes_an_interrupted_deletion(services, database):
+    from server.__main__ import prepare_database
+
+    user_id = await services.accounts.signup({"name": "Ann", "email": "ann@example.com", "password": PASSWORD})
+    await database["users"].update_one({"_id": ObjectId(user_id)}, {"$set": {"deleting_at": utcnow()}})
+    await database["sessions"].insert_one({"_id": "left-over", "user_id": user_id, "created_at": utcnow(),
+                                           "expires_at": utcnow()})
+    preparing = asyncio.ensure_future(prepare_database(services))
+    try:
+        for _ in range(100):
+            if await database["users"].count_documents({}) == 0:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        preparing.cancel()
+    assert await database["users"].count_documents({}) == 0
+    assert await database["sessions"].count_documents({}) == 0
