@@ -87,6 +87,10 @@ async def serve(config: Config, started: asyncio.Future | None = None) -> None:
         log.warning("grace period over; closing connections with requests still running",
                     extra={"in_flight": app.inflight.count})
     preparing.cancel()
+    try:  # reset mails already answered 202: give them one mail's time to go out
+        await asyncio.wait_for(services.password_reset.idle(), timeout=config.smtp_timeout_seconds)
+    except TimeoutError:
+        log.warning("password reset mails still queued at shutdown were not sent")
     await server.close_all_connections()
     client.close()
     executor.shutdown(wait=False, cancel_futures=True)
