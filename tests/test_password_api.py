@@ -352,9 +352,9 @@ async def test_without_a_mailer_reset_is_unavailable(database):
 def certificate(tmp_path):
     """A self-signed certificate for 127.0.0.1, and a client context that trusts only it."""
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req",  # noqa: S603, S607 - fixed arguments, the system's openssl "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-                    "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+               "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+    subprocess.run(command, check=True, capture_output=True)  # noqa: S603 - fixed arguments
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(cert, key)
     return server_context, ssl.create_default_context(cafile=str(cert))
