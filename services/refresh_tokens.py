@@ -126,9 +126,6 @@ class RefreshTokenStore:
                 return Rotation(principal, successor, found["access_issued_at"], first=False)
         return None  # made with a secret since retired
 
-    async def revoke(self, token: str) -> None:
-        await self._tokens.delete_one({"_id": token_hash(token)})
-
     async def end_session(self, session_id: str) -> None:
         await self._tokens.delete_many({"session_id": session_id})
 

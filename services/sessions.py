@@ -92,10 +92,6 @@ class SessionStore:
         )
         return result.matched_count == 1
 
-    async def exists(self, principal: Principal) -> bool:
-        found = await self._sessions.find_one({"_id": principal.session_id}, projection={"user_id": 1})
-        return found is not None and found.get("user_id") == principal.user_id
-
     async def list_for(self, principal: Principal) -> list[dict]:
         """The user's live sessions, newest first, as plain values."""
         now = utcnow()
