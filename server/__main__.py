@@ -76,6 +76,9 @@ async def serve(config: Config, started: asyncio.Future | None = None) -> None:
     if config.uses_embedded_store:
         log.warning("MONGODB_URI is not set: using the embedded in-memory store; "
                     "every account and session is lost when this process stops")
+    if not config.smtp_url:
+        log.warning("SMTP_URL is not set: " + ("password reset answers 503" if config.is_production else
+                    "password reset mails are written to the log, tokens included (development only)"))
     if started is not None:
         started.set_result(server)
 
