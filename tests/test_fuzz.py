@@ -103,6 +103,13 @@ class LiveServer:
     playback_cases: list[tuple[str | None, str | None]]
     playable: tuple[str, str]  # a video id and the fuzzing user's playback token for it
 
+    def fresh_refresh_token(self) -> str:
+        """A refresh token of a login of its own, for a refresh to spend."""
+        reply = requests.post(f"{self.url}/auth/login", json={"email": self.leaver_email, "password": PASSWORD},
+                              timeout=10)
+        assert reply.status_code == 200, reply.text
+        return reply.json()["refresh_token"]
+
     def fresh_token(self) -> str:
         """A bearer token of its own, for a logout to revoke: another user's, since a
         logout with scope `others` or `all` ends every session of its user."""
@@ -236,6 +243,8 @@ def test_server_conforms_to_its_openapi_document(case, live_server):
             case.query = {**(case.query or {}), "token": token}
         if operation.path.endswith("/play") and pick("accept", [False, True]):
             case.headers = {**(case.headers or {}), "Accept": "application/json"}
+    if operation.path == "/auth/refresh" and isinstance(case.body, dict) and pick("refresh", [False, True]):
+        case.body = {**case.body, "refresh_token": live_server.fresh_refresh_token()}  # a 200 to check
     if _needs_bearer(operation) and pick("bearer", [True, True, True, False]):
         token = live_server.fresh_token() if operation.path == "/auth/logout" else live_server.token
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
