@@ -17,6 +17,7 @@ from services.errors import (
     DATABASE_DOWN_ERRORS,
     Conflict,
     DatabaseUnavailable,
+    FeatureUnavailable,
     Forbidden,
     InvalidInput,
     NotAuthenticated,
@@ -37,6 +38,7 @@ STATUS_FOR_ERROR = {
     Conflict: 409,
     TooManyAttempts: 429,
     DatabaseUnavailable: 503,
+    FeatureUnavailable: 503,
 }
 DEFAULT_MESSAGES = {
     400: "The request is malformed.",
@@ -110,6 +112,12 @@ class BaseHandler(tornado.web.RequestHandler):
             return json.loads(self._body)
         except (ValueError, RecursionError):  # bad JSON, bad UTF-8, absurd nesting
             raise InvalidInput("The request body must be valid JSON.") from None
+
+    def optional_json_body(self):
+        """As json_body(), but None for an absent (empty) body."""
+        if not self._body_too_large and not self._body.strip():
+            return None
+        return self.json_body()
 
     def base_url(self) -> str:
         """Where clients reach this API, for absolute links such as ``play_url``."""

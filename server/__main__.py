@@ -31,11 +31,14 @@ log = logging.getLogger("server")
 PREPARE_RETRY_SECONDS = 5
 # How long past SHUTDOWN_GRACE_SECONDS the parent waits for workers before killing them.
 WORKER_EXIT_MARGIN_SECONDS = 5
+# How often account deletions cut off by an outage are looked for, after the one at start-up.
+DELETION_SWEEP_SECONDS = 60
 
 
 async def prepare_database(services) -> None:
-    """Indexes and the demo catalog. The database may be down while the platform
-    starts us: keep trying in the background rather than refuse to start."""
+    """Indexes and the demo catalog, then the sweep for unfinished account deletions.
+    The database may be down while the platform starts us: keep trying in the background
+    rather than refuse to start."""
     while True:
         try:
             await services.ensure_indexes()
@@ -46,7 +49,22 @@ async def prepare_database(services) -> None:
             continue
         if added:
             log.info("seeded the empty catalog", extra={"new_videos": added})
-        return
+        break
+    await finish_deletions(services)
+
+
+async def finish_deletions(services) -> None:
+    """Completes account deletions that a database outage or a crash cut off (they
+    leave nothing that logs in, but their data and email stay taken until finished)."""
+    while True:
+        try:
+            await services.accounts.finish_pending_deletions()
+        except DATABASE_DOWN_ERRORS as error:
+            log.warning("could not finish pending account deletions; retrying",
+                        extra={"error": type(error).__name__})
+            await asyncio.sleep(PREPARE_RETRY_SECONDS)
+            continue
+        await asyncio.sleep(DELETION_SWEEP_SECONDS)
 
 
 async def serve(config: Config, started: asyncio.Future | None = None,
@@ -79,6 +97,9 @@ async def serve(config: Config, started: asyncio.Future | None = None,
     if config.uses_embedded_store:
         log.warning("MONGODB_URI is not set: using the embedded in-memory store; "
                     "every account and session is lost when this process stops")
+    if not config.smtp_url:
+        log.warning("SMTP_URL is not set: " + ("password reset answers 503" if config.is_production else
+                    "password reset mails are written to the log, tokens included (development only)"))
     if started is not None:
         started.set_result(server)
 
@@ -90,6 +111,10 @@ async def serve(config: Config, started: asyncio.Future | None = None,
         log.warning("grace period over; closing connections with requests still running",
                     extra={"in_flight": app.inflight.count})
     preparing.cancel()
+    try:  # reset mails already answered 202: give them one mail's time to go out
+        await asyncio.wait_for(services.password_reset.idle(), timeout=config.smtp_timeout_seconds)
+    except TimeoutError:
+        log.warning("password reset mails still queued at shutdown were not sent")
     await server.close_all_connections()
     client.close()
     executor.shutdown(wait=False, cancel_futures=True)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from services.mail import parse_smtp_url
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
@@ -60,6 +62,17 @@ class Config:
 
     # Empty: /metrics is open (keep it off the public internet some other way).
     metrics_token: str = ""
+
+    refresh_ttl_seconds: int = 2592000
+    refresh_reuse_grace_seconds: float = 10
+    password_reset_ttl_seconds: int = 1800
+    password_reset_max_per_email: int = 3
+    password_reset_max_per_address: int = 20
+    password_reset_window_seconds: int = 3600
+    password_reset_url: str = "videoapp://reset?token={token}"  # noqa: S105 - a link template
+    smtp_url: str = ""
+    smtp_timeout_seconds: float = 10
+    mail_from: str = "Video App <no-reply@example.com>"
 
     @property
     def is_production(self) -> bool:
@@ -159,7 +172,9 @@ def _checked(config: Config, secret_was_given: bool) -> Config:
                     "tokens will not survive a restart or work across processes")
         config = config.replace(jwt_secrets=(secrets.token_urlsafe(48),))
     for name in ("port", "bcrypt_rounds", "jwt_ttl_seconds", "playback_ttl_seconds",
-                 "max_body_bytes", "mongodb_timeout_ms", "login_failure_window_seconds"):
+                 "max_body_bytes", "mongodb_timeout_ms", "login_failure_window_seconds",
+                 "refresh_ttl_seconds", "password_reset_ttl_seconds", "password_reset_max_per_email",
+                 "password_reset_max_per_address", "password_reset_window_seconds", "smtp_timeout_seconds"):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name.upper()} must be positive")
     if not 4 <= config.bcrypt_rounds <= 31:
@@ -170,6 +185,17 @@ def _checked(config: Config, secret_was_given: bool) -> Config:
         raise ConfigError("CATALOG_CACHE_SECONDS must not be negative")
     if config.dashboard_video_count < 0:
         raise ConfigError("DASHBOARD_VIDEO_COUNT must not be negative")
+    if config.refresh_reuse_grace_seconds < 0:
+        raise ConfigError("REFRESH_REUSE_GRACE_SECONDS must not be negative")
+    if "{token}" not in config.password_reset_url:
+        raise ConfigError("PASSWORD_RESET_URL must contain {token}, where the reset token goes")
+    if not config.mail_from:
+        raise ConfigError("MAIL_FROM must name the sender of the service's mail")
+    if config.smtp_url:
+        try:
+            parse_smtp_url(config.smtp_url)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
     if config.web_concurrency < 1:
         raise ConfigError("WEB_CONCURRENCY must be at least 1")
     if config.web_concurrency > 1 and config.uses_embedded_store:

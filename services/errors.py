@@ -43,6 +43,10 @@ class TooManyAttempts(ServiceError):
         self.retry_after = retry_after
 
 
+class FeatureUnavailable(ServiceError):
+    """This deployment does not offer the feature (say, password reset without SMTP_URL)."""
+
+
 class DatabaseUnavailable(ServiceError):
     """The database did not answer in time; the request may be retried."""
 

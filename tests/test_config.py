@@ -118,3 +118,17 @@ def test_dotenv_fills_what_the_environment_leaves_unset(tmp_path, monkeypatch):
     assert (config.log_level, config.dashboard_video_count) == ("warning", 7)
     monkeypatch.delenv("DASHBOARD_VIDEO_COUNT")  # read_dotenv set it in os.environ
     assert read_dotenv(tmp_path / "missing.env") is False
+def test_account_defaults_follow_the_contract():
+    config = load_config(env={})
+    assert (config.refresh_ttl_seconds, config.refresh_reuse_grace_seconds) == (30 * 86400, 10)
+    assert config.password_reset_ttl_seconds == 30 * 60
+    assert config.smtp_url == "" and "{token}" in config.password_reset_url
+
+
+@pytest.mark.parametrize("env", [{"SMTP_URL": "http://mail.example.com"}, {"SMTP_URL": "smtp://u:p@host:port"},
+                                 {"PASSWORD_RESET_URL": "videoapp://reset"}, {"REFRESH_TTL_SECONDS": "0"},
+                                 {"REFRESH_REUSE_GRACE_SECONDS": "-1"}, {"PASSWORD_RESET_TTL_SECONDS": "0"}])
+def test_account_settings_that_cannot_work_are_refused(env):
+    with pytest.raises(ConfigError) as raised:
+        load_config(env=env)
+    assert ":p@" not in str(raised.value)
