@@ -74,3 +74,12 @@ def test_env_example_documents_every_setting():
     documented = {line.split("=", 1)[0] for line in text.splitlines() if line and not line.startswith("#")}
     settings = {name.upper() for name in Config.__dataclass_fields__} - {"JWT_SECRETS"}
     assert documented == settings | {"JWT_SECRET", "JWT_PREVIOUS_SECRETS"}
+
+
+def test_production_lists_every_problem_at_once():
+    """Three missing settings are one refusal naming all three, not three restarts."""
+    with pytest.raises(ConfigError) as raised:
+        load_config(env={"APP_ENV": "production", "CORS_ORIGINS": "*", "PORT": "eighty", "BCRYPT_ROUNDS": "3"})
+    message = str(raised.value)
+    for named in ("JWT_SECRET", "MONGODB_URI", "CORS_ORIGINS", "PORT", "BCRYPT_ROUNDS"):
+        assert named in message
