@@ -21,6 +21,7 @@ from services.errors import (
     InvalidInput,
     NotAuthenticated,
     NotFound,
+    Overloaded,
     ServiceError,
     TooManyAttempts,
 )
@@ -36,6 +37,7 @@ STATUS_FOR_ERROR = {
     NotFound: 404,
     Conflict: 409,
     TooManyAttempts: 429,
+    Overloaded: 503,
     DatabaseUnavailable: 503,
 }
 DEFAULT_MESSAGES = {
@@ -200,7 +202,7 @@ class BaseHandler(tornado.web.RequestHandler):
             message = getattr(error, "message", None) or DEFAULT_MESSAGES.get(status_code) \
                 or self._reason or "The request could not be handled."
         self.set_status(status_code)
-        if isinstance(error, TooManyAttempts):
+        if isinstance(error, (TooManyAttempts, Overloaded)):
             self.set_header("Retry-After", str(error.retry_after))
         elif status_code == 503:
             self.set_header("Retry-After", str(DATABASE_RETRY_AFTER_SECONDS))

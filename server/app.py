@@ -22,7 +22,7 @@ from services.health import DatabaseHealth
 from services.passwords import PasswordHasher
 from services.playback import TOKEN_REUSE_SECONDS, Playback, PlaybackSigner
 from services.sessions import AuthTokenCodec, SessionStore
-from services.throttle import LoginThrottle
+from services.throttle import LoginThrottle, SignupThrottle
 from services.users import UserStore
 from services.videos import VideoCatalog
 
@@ -52,6 +52,8 @@ class Services:
     catalog: VideoCatalog
     health: DatabaseHealth
     _stores: tuple
+    #: The password hasher, for its ``waiting`` count (metrics).
+    hasher: PasswordHasher | None = None
 
     async def ensure_indexes(self) -> None:
         for store in self._stores:
@@ -60,7 +62,8 @@ class Services:
 
 def build_services(config: Config, db, executor: Executor) -> Services:
     sessions = SessionStore(db, ttl_seconds=config.jwt_ttl_seconds)
-    users = UserStore(db, PasswordHasher(config.bcrypt_rounds, executor))
+    hasher = PasswordHasher(config.bcrypt_rounds, executor, queue_limit=config.password_queue_limit)
+    users = UserStore(db, hasher)
     catalog = VideoCatalog(db, cache_seconds=config.catalog_cache_seconds)
     throttle = LoginThrottle(
         db,
@@ -68,14 +71,18 @@ def build_services(config: Config, db, executor: Executor) -> Services:
         max_per_address=config.login_max_failures_per_address,
         window_seconds=config.login_failure_window_seconds,
     )
-    accounts = Accounts(users, sessions, AuthTokenCodec(config.jwt_secrets, config.jwt_ttl_seconds), throttle)
+    signup_throttle = SignupThrottle(
+        db, max_per_address=config.signup_max_per_address, window_seconds=config.signup_window_seconds)
+    accounts = Accounts(users, sessions, AuthTokenCodec(config.jwt_secrets, config.jwt_ttl_seconds), throttle,
+                        signup_throttle)
     playback = Playback(
         catalog,
         PlaybackSigner(config.jwt_secrets, config.playback_ttl_seconds, reuse_seconds=TOKEN_REUSE_SECONDS),
         sessions,
         config.dashboard_video_count,
     )
-    return Services(accounts, playback, catalog, DatabaseHealth(db), (users, sessions, catalog, throttle))
+    return Services(accounts, playback, catalog, DatabaseHealth(db), (users, sessions, catalog, throttle, signup_throttle),
+                    hasher)
 
 
 class InFlight:

@@ -54,6 +54,9 @@ class Config:
     login_max_failures_per_account: int = 5
     login_max_failures_per_address: int = 50
     login_failure_window_seconds: int = 900
+    signup_max_per_address: int = 20
+    signup_window_seconds: int = 600
+    password_queue_limit: int = 16
 
     @property
     def is_production(self) -> bool:
@@ -162,7 +165,9 @@ def _checked(config: Config, secret_was_given: bool, problems: list[str] | None 
 
 
 _POSITIVE = ("port", "bcrypt_rounds", "jwt_ttl_seconds", "playback_ttl_seconds", "max_body_bytes",
-             "mongodb_timeout_ms", "login_failure_window_seconds")
+             "mongodb_timeout_ms", "login_failure_window_seconds", "login_max_failures_per_account",
+             "login_max_failures_per_address", "signup_max_per_address", "signup_window_seconds",
+             "password_queue_limit")
 _NOT_NEGATIVE = {
     "bcrypt_threads": " (0: one per core)",
     "catalog_cache_seconds": "",

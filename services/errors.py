@@ -43,6 +43,15 @@ class TooManyAttempts(ServiceError):
         self.retry_after = retry_after
 
 
+class Overloaded(ServiceError):
+    """Too much work is already waiting (password checks); ``retry_after`` seconds from now
+    it makes sense to try again."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class DatabaseUnavailable(ServiceError):
     """The database did not answer in time; the request may be retried."""
 
