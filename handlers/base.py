@@ -161,8 +161,8 @@ class BaseHandler(tornado.web.RequestHandler):
         # A declared length over the limit was refused in prepare(). A chunked body has no
         # declared length: past the limit its chunks are dropped, never kept, and the
         # handler answers 413 (the HTTP server cuts off one that goes on far longer).
-        if self._body_too_large:
-            return
+        if self._body_too_large or self._finished:
+            return  # past the limit, or answered already: the rest is read and dropped
         if len(self._body) + len(chunk) > self.config.max_body_bytes:
             self._body_too_large = True
             self._body = bytearray()
@@ -226,6 +226,12 @@ class BaseHandler(tornado.web.RequestHandler):
         self._leave_in_flight()
 
     def on_connection_close(self) -> None:
+        """The client went away (perhaps mid-upload). Tornado's own handling must run: it
+        fails the body future that the request is waiting on, so that the handler, its
+        partial body and its task end instead of waiting for good. The partial body is
+        dropped at once."""
+        super().on_connection_close()
+        self._body = bytearray()
         self._leave_in_flight()
 
     # ----- helpers ----------------------------------------------------------------------

@@ -16,6 +16,7 @@ from handlers.health import LivenessHandler, ReadinessHandler, RootHandler
 from handlers.openapi import OpenApiHandler
 from handlers.videos import DashboardHandler, PlayHandler, StreamHandler
 from server.config import Config
+from server.connection import EarlyAnswerHTTPServer
 from server.logs import AccessLog
 from services.accounts import Accounts
 from services.health import DatabaseHealth
@@ -138,7 +139,7 @@ def make_http_server(app: VideoApp) -> HTTPServer:
     """The HTTP server with the limits that keep slow or oversized requests from tying it up.
     Handlers enforce MAX_BODY_BYTES themselves (a JSON 413, without keeping the body)."""
     config = app.config
-    return HTTPServer(
+    return EarlyAnswerHTTPServer(
         app,
         max_body_size=config.max_body_bytes * CHUNKED_BODY_DISCARD_FACTOR,
         body_timeout=config.body_timeout_seconds,
