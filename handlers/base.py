@@ -178,6 +178,11 @@ class BaseHandler(tornado.web.RequestHandler):
         self.clear_header("Content-Type")
         self.finish()
 
+    def head(self, *args, **kwargs):
+        """HEAD wherever GET is served (RFC 9110 section 9.3.2: GET's status and headers,
+        no body; Tornado drops the body of a HEAD answer). Elsewhere it is a 405."""
+        return self.get(*args, **kwargs)
+
     def compute_etag(self) -> None:
         """No ETag: responses are no-store and mostly unique (tokens), so hashing each
         body for a validator no client may use would be pure cost."""
@@ -239,9 +244,12 @@ class BaseHandler(tornado.web.RequestHandler):
     @classmethod
     @functools.cache
     def _allowed_methods(cls) -> tuple[str, ...]:
-        """The methods this handler implements, OPTIONS (the CORS preflight) included."""
+        """The methods this handler implements, OPTIONS (the CORS preflight) included, and
+        HEAD exactly where GET is."""
+        def implemented(method: str) -> bool:
+            return getattr(cls, method) is not getattr(tornado.web.RequestHandler, method)
         return tuple(m for m in cls.SUPPORTED_METHODS
-                     if getattr(cls, m.lower()) is not getattr(tornado.web.RequestHandler, m.lower()))
+                     if implemented("get" if m == "HEAD" else m.lower()))
 
     def _leave_in_flight(self) -> None:
         if self._counted_in_flight:
