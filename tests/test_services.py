@@ -10,7 +10,7 @@ from seeds.loader import CATALOG_PATH, CatalogError, load_catalog, read_catalog,
 from services import validation
 from services.clock import utcnow
 from services.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
-from services.ids import parse_object_id
+from services.ids import canonical_video_id, parse_object_id
 from services.playback import PlaybackSigner
 from services.ratelimit import FixedWindowLimiter
 from services.sessions import AuthTokenCodec, Principal, SessionStore
@@ -297,3 +297,11 @@ def test_the_recent_token_memory_is_bounded(monkeypatch):
     for i in range(50):
         signer.sign(f"v{i}", ANN)
     assert len(signer._recent) == 10
+
+
+@pytest.mark.parametrize("text, canonical", [
+    ("5F0000000000000000000ABC", "5f0000000000000000000abc"), ("5f0000000000000000000abc", "5f0000000000000000000abc"),
+    ("5f0000000000000000000abg", None), ("5f00", None), (None, None), (5, None), ("５f0000000000000000000abc", None),
+])
+def test_a_video_id_has_one_canonical_form(text, canonical):
+    assert canonical_video_id(text) == canonical
