@@ -82,8 +82,8 @@ def build_services(config: Config, db, executor: Executor) -> Services:
         sessions,
         config.dashboard_video_count,
     )
-    return Services(accounts, playback, catalog, DatabaseHealth(db), (users, sessions, catalog, throttle, signup_throttle),
-                    hasher)
+    stores = (users, sessions, catalog, throttle, signup_throttle)
+    return Services(accounts, playback, catalog, DatabaseHealth(db), stores, hasher)
 
 
 class InFlight:

@@ -63,7 +63,7 @@ async def test_an_early_answer_to_a_chunked_body_says_the_connection_closes(http
     reader, writer = await _connect(base_url)
     try:
         writer.write(b"POST /auth/logout HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
-        status, headers, body = await _read_response(reader)
+        status, headers, _ = await _read_response(reader)
         assert status == 401 and headers["connection"].lower() == "close"
         writer.write(b"0\r\n\r\n")
         assert await asyncio.wait_for(reader.read(), 10) == b""  # closed in order, no reset
@@ -95,7 +95,7 @@ def _live_handlers() -> int:
 @pytest.mark.gen_test(timeout=120)
 async def test_uploads_cut_off_midway_leave_nothing_behind(http_server, base_url, app):
     async def aborted_upload():
-        reader, writer = await _connect(base_url)
+        _, writer = await _connect(base_url)
         writer.write(_request("POST", "/auth/signup", b"{" + b" " * 999)[:-500])  # half the body
         await writer.drain()
         writer.transport.abort()

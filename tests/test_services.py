@@ -301,7 +301,8 @@ def test_the_recent_token_memory_is_bounded(monkeypatch):
 
 @pytest.mark.parametrize("text, canonical", [
     ("5F0000000000000000000ABC", "5f0000000000000000000abc"), ("5f0000000000000000000abc", "5f0000000000000000000abc"),
-    ("5f0000000000000000000abg", None), ("5f00", None), (None, None), (5, None), ("５f0000000000000000000abc", None),
+    ("5f0000000000000000000abg", None), ("5f00", None), (None, None), (5, None),
+    ("\uff15f0000000000000000000abc", None),  # a fullwidth digit
 ])
 def test_a_video_id_has_one_canonical_form(text, canonical):
     assert canonical_video_id(text) == canonical
