@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services import validation
-from services.errors import NotAuthenticated
+from services.errors import NotAuthenticated, Overloaded
 from services.sessions import AuthTokenCodec, Principal, SessionStore
 from services.throttle import LoginThrottle, SignupThrottle
 from services.users import UserStore, public_user
@@ -31,7 +31,11 @@ class Accounts:
         email = fields["email"]
         # Counted before the check: concurrent guesses cannot get past the limit.
         await self._throttle.attempt(email, client_address)
-        user = await self._users.check_credentials(email, fields["password"])
+        try:
+            user = await self._users.check_credentials(email, fields["password"])
+        except Overloaded:
+            await self._throttle.unchecked(email, client_address)
+            raise
         if user is None:
             # The same words whether or not the email is registered.
             raise NotAuthenticated(INVALID_CREDENTIALS)

@@ -33,6 +33,13 @@ class LoginThrottle:
             await self._per_address.hit(f"address:{address}")
         await self._per_account.hit(f"account:{email}")
 
+    async def unchecked(self, email: str, address: str | None) -> None:
+        """The attempt was counted but its password never checked (the service was too
+        busy): it is given back, so a retry after a 503 costs the user nothing."""
+        await self._per_account.refund(f"account:{email}")
+        if address:
+            await self._per_address.refund(f"address:{address}")
+
     async def succeeded(self, email: str, address: str | None = None) -> None:
         """The password was right: the account's count starts again, and the address
         (if given) gets this attempt back."""

@@ -71,7 +71,8 @@ async def test_a_full_queue_refuses_at_once_and_counts_what_waits():
         assert hasher.waiting == 0
 
 
-@pytest.mark.parametrize("config_overrides", [{"password_queue_limit": 1}])
+# Eight logins of one account at once: more than its throttle's 5 (counted before the check).
+@pytest.mark.parametrize("config_overrides", [{"password_queue_limit": 1, "login_max_failures_per_account": 100}])
 @pytest.mark.gen_test(timeout=60)
 async def test_a_full_queue_is_a_503_with_retry_after(api, services, config_overrides):
     await api.signup()
@@ -83,3 +84,19 @@ async def test_a_full_queue_is_a_503_with_retry_after(api, services, config_over
     assert int(busy[0].headers["Retry-After"]) > 0
     assert "busy" in busy[0].error
     assert services.hasher.waiting == 0
+
+
+@pytest.mark.gen_test
+async def test_a_login_refused_as_busy_does_not_count_against_the_throttle(database, services, monkeypatch):
+    await services.accounts.signup({"name": "Ann", "email": "ann@example.com", "password": PASSWORD})
+
+    async def busy(password, hashed):
+        raise Overloaded("busy", retry_after=2)
+
+    monkeypatch.setattr(services.hasher, "check", busy)
+    for _ in range(10):  # twice the per-account limit
+        with pytest.raises(Overloaded):
+            await services.accounts.login({"email": "ann@example.com", "password": PASSWORD}, "10.0.0.1")
+    monkeypatch.undo()
+    session = await services.accounts.login({"email": "ann@example.com", "password": PASSWORD}, "10.0.0.1")
+    assert session["token"]
