@@ -7,7 +7,7 @@ class SignupHandler(BaseHandler):
     requires_auth = False
 
     async def post(self) -> None:
-        user_id = await self.services.accounts.signup(self.json_body())
+        user_id = await self.services.accounts.signup(self.json_body(), self.client_address())
         self.write_json({"message": "User registered successfully", "user_id": user_id}, status=201)
 
 

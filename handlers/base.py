@@ -22,6 +22,7 @@ from services.errors import (
     InvalidInput,
     NotAuthenticated,
     NotFound,
+    Overloaded,
     ServiceError,
     TooManyAttempts,
 )
@@ -37,6 +38,7 @@ STATUS_FOR_ERROR = {
     NotFound: 404,
     Conflict: 409,
     TooManyAttempts: 429,
+    Overloaded: 503,
     DatabaseUnavailable: 503,
     FeatureUnavailable: 503,
 }
@@ -117,7 +119,10 @@ class BaseHandler(tornado.web.RequestHandler):
         """As json_body(), but None for an absent (empty) body."""
         if not self._body_too_large and not self._body.strip():
             return None
-        return self.json_body()
+        body = self.json_body()
+        if body is None:  # a JSON null is a body, and not an object: not the same as none
+            raise InvalidInput("The request body must be a JSON object.")
+        return body
 
     def base_url(self) -> str:
         """Where clients reach this API, for absolute links such as ``play_url``."""
@@ -167,8 +172,8 @@ class BaseHandler(tornado.web.RequestHandler):
         # A declared length over the limit was refused in prepare(). A chunked body has no
         # declared length: past the limit its chunks are dropped, never kept, and the
         # handler answers 413 (the HTTP server cuts off one that goes on far longer).
-        if self._body_too_large:
-            return
+        if self._body_too_large or self._finished:
+            return  # past the limit, or answered already: the rest is read and dropped
         if len(self._body) + len(chunk) > self.config.max_body_bytes:
             self._body_too_large = True
             self._body = bytearray()
@@ -183,6 +188,11 @@ class BaseHandler(tornado.web.RequestHandler):
         self.set_status(204)
         self.clear_header("Content-Type")
         self.finish()
+
+    def head(self, *args, **kwargs):
+        """HEAD wherever GET is served (RFC 9110 section 9.3.2: GET's status and headers,
+        no body; Tornado drops the body of a HEAD answer). Elsewhere it is a 405."""
+        return self.get(*args, **kwargs)
 
     def compute_etag(self) -> None:
         """No ETag: responses are no-store and mostly unique (tokens), so hashing each
@@ -210,7 +220,7 @@ class BaseHandler(tornado.web.RequestHandler):
             message = getattr(error, "message", None) or DEFAULT_MESSAGES.get(status_code) \
                 or self._reason or "The request could not be handled."
         self.set_status(status_code)
-        if isinstance(error, TooManyAttempts):
+        if isinstance(error, (TooManyAttempts, Overloaded)):
             self.set_header("Retry-After", str(error.retry_after))
         elif status_code == 503:
             self.set_header("Retry-After", str(DATABASE_RETRY_AFTER_SECONDS))
@@ -234,6 +244,12 @@ class BaseHandler(tornado.web.RequestHandler):
         self._leave_in_flight()
 
     def on_connection_close(self) -> None:
+        """The client went away (perhaps mid-upload). Tornado's own handling must run: it
+        fails the body future that the request is waiting on, so that the handler, its
+        partial body and its task end instead of waiting for good. The partial body is
+        dropped at once."""
+        super().on_connection_close()
+        self._body = bytearray()
         self._leave_in_flight()
 
     # ----- helpers ----------------------------------------------------------------------
@@ -241,9 +257,12 @@ class BaseHandler(tornado.web.RequestHandler):
     @classmethod
     @functools.cache
     def _allowed_methods(cls) -> tuple[str, ...]:
-        """The methods this handler implements, OPTIONS (the CORS preflight) included."""
+        """The methods this handler implements, OPTIONS (the CORS preflight) included, and
+        HEAD exactly where GET is."""
+        def implemented(method: str) -> bool:
+            return getattr(cls, method) is not getattr(tornado.web.RequestHandler, method)
         return tuple(m for m in cls.SUPPORTED_METHODS
-                     if getattr(cls, m.lower()) is not getattr(tornado.web.RequestHandler, m.lower()))
+                     if implemented("get" if m == "HEAD" else m.lower()))
 
     def _leave_in_flight(self) -> None:
         if self._counted_in_flight:

@@ -11,7 +11,7 @@ class DashboardHandler(BaseHandler):
 
 class StreamHandler(BaseHandler):
     async def get(self, video_id: str) -> None:
-        token = self.get_query_argument("token", None)
+        token = self.get_query_argument("token", None, strip=False)
         self.write_json(await self.services.playback.stream(self.principal, video_id, token))
 
 
@@ -27,7 +27,7 @@ class PlayHandler(BaseHandler):
         self.set_header("Referrer-Policy", "no-referrer")
 
     async def get(self, video_id: str) -> None:
-        embed_url = await self.services.playback.play(video_id, self.get_query_argument("token", None))
+        embed_url = await self.services.playback.play(video_id, self.get_query_argument("token", None, strip=False))
         if "application/json" in self.request.headers.get("Accept", ""):
             self.write_json({"embed_url": embed_url})
         else:

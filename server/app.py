@@ -25,6 +25,7 @@ from handlers.sessions import (
 )
 from handlers.videos import DashboardHandler, PlayHandler, StreamHandler
 from server.config import Config
+from server.connection import EarlyAnswerHTTPServer
 from server.logs import AccessLog
 from server.metrics import Metrics
 from services.account_deletion import AccountDeletion
@@ -37,7 +38,7 @@ from services.playback import TOKEN_REUSE_SECONDS, Playback, PlaybackSigner
 from services.refresh_tokens import RefreshTokenStore
 from services.request_counter import RequestCounter
 from services.sessions import AuthTokenCodec, SessionStore
-from services.throttle import LoginThrottle
+from services.throttle import LoginThrottle, SignupThrottle
 from services.users import UserStore
 from services.videos import VideoCatalog
 
@@ -91,7 +92,7 @@ def build_services(config: Config, db, executor: Executor) -> Services:
     # A session lives as long as a token of it can: its access token, or its refresh
     # token (each refresh extends it by this much again).
     sessions = SessionStore(db, ttl_seconds=max(config.jwt_ttl_seconds, config.refresh_ttl_seconds))
-    passwords = PasswordHasher(config.bcrypt_rounds, executor)
+    passwords = PasswordHasher(config.bcrypt_rounds, executor, queue_limit=config.password_queue_limit)
     users = UserStore(db, passwords)
     catalog = VideoCatalog(db, cache_seconds=config.catalog_cache_seconds)
     throttle = LoginThrottle(
@@ -100,6 +101,8 @@ def build_services(config: Config, db, executor: Executor) -> Services:
         max_per_address=config.login_max_failures_per_address,
         window_seconds=config.login_failure_window_seconds,
     )
+    signup_throttle = SignupThrottle(
+        db, max_per_address=config.signup_max_per_address, window_seconds=config.signup_window_seconds)
     refresh_tokens = RefreshTokenStore(db, ttl_seconds=config.refresh_ttl_seconds,
                                        grace_seconds=config.refresh_reuse_grace_seconds,
                                        secrets_newest_first=config.jwt_secrets)
@@ -108,7 +111,7 @@ def build_services(config: Config, db, executor: Executor) -> Services:
     # The catalog's per-user stores (watch history) belong at the end of this list.
     user_data_owners = [sessions, refresh_tokens, reset_tokens]
     accounts = Accounts(users, sessions, AuthTokenCodec(config.jwt_secrets, config.jwt_ttl_seconds), throttle,
-                        refresh_tokens, AccountDeletion(users, user_data_owners))
+                        refresh_tokens, AccountDeletion(users, user_data_owners), signup_throttle)
     password_reset = PasswordResets(
         users, reset_tokens, accounts.end_sessions, _mailer(config),
         per_email=RequestCounter(db, "password_reset_requests", limit=config.password_reset_max_per_email,
@@ -124,9 +127,9 @@ def build_services(config: Config, db, executor: Executor) -> Services:
         sessions,
         config.dashboard_video_count,
     )
-    return Services(accounts, password_reset, playback, catalog, DatabaseHealth(db),
-                    (users, sessions, catalog, throttle, refresh_tokens, reset_tokens, *password_reset.counters),
-                    passwords=passwords)
+    stores = (users, sessions, catalog, throttle, signup_throttle, refresh_tokens, reset_tokens,
+              *password_reset.counters)
+    return Services(accounts, password_reset, playback, catalog, DatabaseHealth(db), stores, passwords=passwords)
 
 
 def _mailer(config: Config):
@@ -200,7 +203,7 @@ def make_http_server(app: VideoApp) -> HTTPServer:
     """The HTTP server with the limits that keep slow or oversized requests from tying it up.
     Handlers enforce MAX_BODY_BYTES themselves (a JSON 413, without keeping the body)."""
     config = app.config
-    return HTTPServer(
+    return EarlyAnswerHTTPServer(
         app,
         max_body_size=config.max_body_bytes * CHUNKED_BODY_DISCARD_FACTOR,
         body_timeout=config.body_timeout_seconds,

@@ -59,6 +59,9 @@ class Config:
     login_max_failures_per_account: int = 5
     login_max_failures_per_address: int = 50
     login_failure_window_seconds: int = 900
+    signup_max_per_address: int = 20
+    signup_window_seconds: int = 600
+    password_queue_limit: int = 16
 
     # Empty: /metrics is open (keep it off the public internet some other way).
     metrics_token: str = ""
@@ -134,6 +137,7 @@ def load_config(
     """Builds the Config: file defaults, then environment, then explicit overrides."""
     env = os.environ if env is None else env
     values: dict = {}
+    problems: list[str] = []  # values that cannot be read, reported with every other problem
     if path is not None:
         with open(path, encoding="utf-8") as fh:
             file_values = yaml.safe_load(fh) or {}
@@ -141,9 +145,12 @@ def load_config(
         if unknown:
             raise ConfigError(f"unknown setting(s) in {path}: {', '.join(sorted(unknown))}")
         values.update({k: _coerce(k, v) for k, v in file_values.items()})
-    for name in _FIELDS.keys() - _NOT_FROM_FILE:
+    for name in sorted(_FIELDS.keys() - _NOT_FROM_FILE):
         if name.upper() in env:
-            values[name] = _coerce(name, env[name.upper()])
+            try:
+                values[name] = _coerce(name, env[name.upper()])
+            except ConfigError as error:
+                problems.append(str(error))
 
     current = env.get("JWT_SECRET", "")
     previous = _coerce("jwt_secrets", env.get("JWT_PREVIOUS_SECRETS", ""))
@@ -151,58 +158,69 @@ def load_config(
     values["metrics_token"] = env.get("METRICS_TOKEN", "").strip()
     values.update(overrides)
     config = Config(**values)
-    return _checked(config, secret_was_given=bool(current) or "jwt_secrets" in overrides)
+    return _checked(config, secret_was_given=bool(current) or "jwt_secrets" in overrides, problems=problems)
 
 
-def _checked(config: Config, secret_was_given: bool) -> Config:
+def _checked(config: Config, secret_was_given: bool, problems: list[str] | None = None) -> Config:
+    """Every problem at once, in one ConfigError: an operator fixes them in one go rather
+    than learning of them one restart at a time."""
+    problems = list(problems or ())
     if config.app_env not in ("development", "production"):
-        raise ConfigError(f"APP_ENV must be 'development' or 'production', not {config.app_env!r}")
+        problems.append(f"APP_ENV must be 'development' or 'production', not {config.app_env!r}")
     if config.is_production:
         if not secret_was_given:
-            raise ConfigError("APP_ENV=production needs JWT_SECRET (at least 32 bytes) in the environment")
+            problems.append("APP_ENV=production needs JWT_SECRET (at least 32 bytes) in the environment")
         if not config.mongodb_uri:
-            raise ConfigError("APP_ENV=production needs MONGODB_URI: the embedded store loses every write on restart")
+            problems.append("APP_ENV=production needs MONGODB_URI: the embedded store loses every write on restart")
         if "*" in config.cors_origins:
-            raise ConfigError("APP_ENV=production needs CORS_ORIGINS to list the allowed origins, not '*'")
+            problems.append("APP_ENV=production needs CORS_ORIGINS to list the allowed origins, not '*'")
     short = [i for i, s in enumerate(config.jwt_secrets) if len(s.encode()) < MIN_SECRET_BYTES]
     if short and (config.is_production or secret_was_given):
-        raise ConfigError("JWT_SECRET and every JWT_PREVIOUS_SECRETS entry must be at least 32 bytes")
-    if not config.jwt_secrets:
-        log.warning("JWT_SECRET is not set: using a random secret for this process only; "
-                    "tokens will not survive a restart or work across processes")
-        config = config.replace(jwt_secrets=(secrets.token_urlsafe(48),))
-    for name in ("port", "bcrypt_rounds", "jwt_ttl_seconds", "playback_ttl_seconds",
-                 "max_body_bytes", "mongodb_timeout_ms", "login_failure_window_seconds",
-                 "refresh_ttl_seconds", "password_reset_ttl_seconds", "password_reset_max_per_email",
-                 "password_reset_max_per_address", "password_reset_window_seconds", "smtp_timeout_seconds"):
+        problems.append("JWT_SECRET and every JWT_PREVIOUS_SECRETS entry must be at least 32 bytes")
+    for name in _POSITIVE:
         if getattr(config, name) <= 0:
-            raise ConfigError(f"{name.upper()} must be positive")
+            problems.append(f"{name.upper()} must be positive")
     if not 4 <= config.bcrypt_rounds <= 31:
-        raise ConfigError("BCRYPT_ROUNDS must be between 4 and 31")
-    if config.bcrypt_threads < 0:
-        raise ConfigError("BCRYPT_THREADS must not be negative (0: one per core)")
-    if config.catalog_cache_seconds < 0:
-        raise ConfigError("CATALOG_CACHE_SECONDS must not be negative")
-    if config.dashboard_video_count < 0:
-        raise ConfigError("DASHBOARD_VIDEO_COUNT must not be negative")
-    if config.refresh_reuse_grace_seconds < 0:
-        raise ConfigError("REFRESH_REUSE_GRACE_SECONDS must not be negative")
+        problems.append("BCRYPT_ROUNDS must be between 4 and 31")
+    for name, meaning in _NOT_NEGATIVE.items():
+        if getattr(config, name) < 0:
+            problems.append(f"{name.upper()} must not be negative{meaning}")
     if "{token}" not in config.password_reset_url:
-        raise ConfigError("PASSWORD_RESET_URL must contain {token}, where the reset token goes")
+        problems.append("PASSWORD_RESET_URL must contain {token}, where the reset token goes")
     if not config.mail_from:
-        raise ConfigError("MAIL_FROM must name the sender of the service's mail")
+        problems.append("MAIL_FROM must name the sender of the service's mail")
     if config.smtp_url:
         try:
             parse_smtp_url(config.smtp_url)
         except ValueError as error:
-            raise ConfigError(str(error)) from None
+            problems.append(str(error))
     if config.web_concurrency < 1:
-        raise ConfigError("WEB_CONCURRENCY must be at least 1")
+        problems.append("WEB_CONCURRENCY must be at least 1")
     if config.web_concurrency > 1 and config.uses_embedded_store:
-        raise ConfigError("WEB_CONCURRENCY above 1 needs MONGODB_URI: the embedded store lives in one process, "
-                          "so each worker would have its own accounts and sessions")
+        problems.append("WEB_CONCURRENCY above 1 needs MONGODB_URI: the embedded store lives in one process, "
+                        "so each worker would have its own accounts and sessions")
     if config.log_level.lower() not in LOG_LEVELS:
-        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {config.log_level!r}")
+        problems.append(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {config.log_level!r}")
     if not config.host:
-        raise ConfigError("HOST must name an address to listen on, e.g. 127.0.0.1 or 0.0.0.0")
+        problems.append("HOST must name an address to listen on, e.g. 127.0.0.1 or 0.0.0.0")
+    if problems:
+        raise ConfigError("; ".join(problems))
+    if not config.jwt_secrets:
+        log.warning("JWT_SECRET is not set: using a random secret for this process only; "
+                    "tokens will not survive a restart or work across processes")
+        config = config.replace(jwt_secrets=(secrets.token_urlsafe(48),))
     return config.replace(log_level=config.log_level.lower())
+
+
+_POSITIVE = ("port", "bcrypt_rounds", "jwt_ttl_seconds", "playback_ttl_seconds", "max_body_bytes",
+             "mongodb_timeout_ms", "login_failure_window_seconds", "login_max_failures_per_account",
+             "login_max_failures_per_address", "signup_max_per_address", "signup_window_seconds",
+             "password_queue_limit", "refresh_ttl_seconds", "password_reset_ttl_seconds",
+             "password_reset_max_per_email", "password_reset_max_per_address", "password_reset_window_seconds",
+             "smtp_timeout_seconds")
+_NOT_NEGATIVE = {
+    "bcrypt_threads": " (0: one per core)",
+    "catalog_cache_seconds": "",
+    "dashboard_video_count": "",
+    "refresh_reuse_grace_seconds": "",
+}

@@ -7,10 +7,10 @@ import time
 
 from services import validation
 from services.account_deletion import AccountDeletion
-from services.errors import NotAuthenticated, NotFound
+from services.errors import NotAuthenticated, NotFound, Overloaded
 from services.refresh_tokens import RefreshTokenReplayed, RefreshTokenStore
 from services.sessions import AuthTokenCodec, Principal, SessionStore
-from services.throttle import LoginThrottle
+from services.throttle import LoginThrottle, SignupThrottle
 from services.users import UserStore, public_user
 
 INVALID_CREDENTIALS = "Invalid email or password"
@@ -23,28 +23,29 @@ SESSION_ENDED = "This login has ended. Please log in again."
 class Accounts:
     def __init__(self, users: UserStore, sessions: SessionStore, tokens: AuthTokenCodec,
                  throttle: LoginThrottle, refresh_tokens: RefreshTokenStore | None = None,
-                 deletion: AccountDeletion | None = None):
+                 deletion: AccountDeletion | None = None, signup_throttle: SignupThrottle | None = None):
         self._users = users
         self._sessions = sessions
         self._tokens = tokens
         self._throttle = throttle
         self._refresh = refresh_tokens
         self._deletion = deletion
+        self._signup_throttle = signup_throttle
 
-    async def signup(self, body) -> str:
+    async def signup(self, body, client_address: str | None = None) -> str:
         fields = validation.validated(validation.SIGNUP, body)
+        if self._signup_throttle is not None:
+            await self._signup_throttle.attempt(client_address)  # before the hash it would cost
         return await self._users.create(fields["name"], fields["email"], fields["password"])
 
     async def login(self, body, client_address: str | None, user_agent: str = "") -> dict:
         fields = validation.validated(validation.LOGIN, body)
         email = fields["email"]
-        await self._throttle.check(email, client_address)
-        user = await self._users.check_credentials(email, fields["password"])
+        user = await self._throttled(email, client_address,
+                                     lambda: self._users.check_credentials(email, fields["password"]))
         if user is None:
-            await self._throttle.record_failure(email, client_address)
             # The same words whether or not the email is registered.
             raise NotAuthenticated(INVALID_CREDENTIALS)
-        await self._throttle.reset(email)
         user_id = str(user["_id"])
         principal = Principal(user_id=user_id, session_id=await self._sessions.start(user_id, user_agent))
         # A deletion may have begun while the password was being checked; it ends sessions
@@ -143,12 +144,23 @@ class Accounts:
 
     async def _check_password(self, principal: Principal, password: str, client_address: str | None) -> None:
         """The caller's password, throttled as login is (same counters): a stolen token
-        must not become a way to guess the password. The one place the throttle is used
-        outside login."""
+        must not become a way to guess the password."""
         user = await self._users.get(principal.user_id)
-        email = user["email"]
-        await self._throttle.check(email, client_address)
-        if not await self._users.password_matches(user, password):
-            await self._throttle.record_failure(email, client_address)
+        if not await self._throttled(user["email"], client_address,
+                                     lambda: self._users.password_matches(user, password)):
             raise NotAuthenticated(WRONG_PASSWORD)
-        await self._throttle.reset(email)
+
+    async def _throttled(self, email: str, client_address: str | None, check):
+        """Runs one password check (``check()``, awaited) under the login throttle: the
+        attempt is counted before the check, so concurrent guesses cannot get past the
+        limit; a check the busy hasher refused gives its attempt back; a right password
+        clears the account's count. Returns what the check returned."""
+        await self._throttle.attempt(email, client_address)
+        try:
+            result = await check()
+        except Overloaded:
+            await self._throttle.unchecked(email, client_address)
+            raise
+        if result:
+            await self._throttle.succeeded(email, client_address)
+        return result

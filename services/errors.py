@@ -45,6 +45,13 @@ class TooManyAttempts(ServiceError):
 
 class FeatureUnavailable(ServiceError):
     """This deployment does not offer the feature (say, password reset without SMTP_URL)."""
+class Overloaded(ServiceError):
+    """Too much work is already waiting (password checks); ``retry_after`` seconds from now
+    it makes sense to try again."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class DatabaseUnavailable(ServiceError):

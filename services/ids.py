@@ -15,3 +15,10 @@ def parse_object_id(text) -> ObjectId | None:
         return ObjectId(text)
     except InvalidId:
         return None
+
+
+def canonical_video_id(text) -> str | None:
+    """The one form of a video id used in tokens and lookups: 24 hex digits in lower
+    case, whatever case they came in (hex is case-insensitive); None if it is not one."""
+    oid = parse_object_id(text)
+    return None if oid is None else str(oid)

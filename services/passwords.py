@@ -1,34 +1,41 @@
-"""bcrypt hashing, always off the event loop.
+"""bcrypt hashing, always off the event loop, with a bounded queue.
 
-bcrypt releases the GIL while it works, so a thread pool the size of the machine's
-cores checks that many passwords at once while the loop keeps serving everyone else.
+bcrypt releases the GIL while it works, so a thread pool checks several passwords at
+once while the loop keeps serving everyone else. Each check costs a fixed, deliberate
+amount of CPU, so the work waiting for the pool is bounded: past ``queue_limit`` checks
+queued or running, a new one is refused at once (``Overloaded``: 503 with Retry-After)
+instead of waiting behind the rest, and sign-ups (new hashes) may take at most half of
+the queue, so a flood of sign-ups never leaves logins without room.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 from concurrent.futures import Executor
 
 import bcrypt
 
+from services.errors import Overloaded
+
+BUSY = "The service is busy checking passwords. Please try again in a moment."
+RETRY_AFTER_SECONDS = 2
+
 
 class PasswordHasher:
-    def __init__(self, rounds: int, executor: Executor):
+    def __init__(self, rounds: int, executor: Executor, queue_limit: int = 64):
         self._rounds = rounds
         self._executor = executor
-        self._dummy_hash: bytes | None = None
+        self._queue_limit = queue_limit
         self._waiting = 0
-        self._waiting_lock = threading.Lock()  # the loop adds, the bcrypt threads take away
+        self._dummy_hash: bytes | None = None
 
     @property
     def waiting(self) -> int:
-        """Password hashes and checks queued for a bcrypt thread, not yet started (a metric:
-        when it grows, logins wait on the threads, see BCRYPT_THREADS)."""
+        """Password hashes and checks queued or running right now (for metrics)."""
         return self._waiting
 
     async def hash(self, password: str) -> str:
-        hashed = await self._run(self._hash_sync, password)
+        hashed = await self._run(self._hash_sync, password, room=max(self._queue_limit // 2, 1))
         return hashed.decode("ascii")
 
     async def check(self, password: str, hashed: str | None) -> bool:
@@ -44,22 +51,11 @@ class PasswordHasher:
     def _hash_sync(self, password: str) -> bytes:
         return bcrypt.hashpw(password.encode(), bcrypt.gensalt(self._rounds))
 
-    async def _run(self, fn, *args):
-        queued = [True]  # until a thread takes the call; both sides change it under the lock
-        with self._waiting_lock:
-            self._waiting += 1
+    async def _run(self, fn, *args, room: int | None = None):
+        if self._waiting >= (self._queue_limit if room is None else room):
+            raise Overloaded(BUSY, retry_after=RETRY_AFTER_SECONDS)
+        self._waiting += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, self._take, queued, fn, args)
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
         finally:
-            # A call cancelled (or refused) before any thread took it stops waiting here.
-            with self._waiting_lock:
-                if queued[0]:
-                    queued[0] = False
-                    self._waiting -= 1
-
-    def _take(self, queued: list, fn, args):
-        with self._waiting_lock:
-            if queued[0]:
-                queued[0] = False
-                self._waiting -= 1
-        return fn(*args)
+            self._waiting -= 1

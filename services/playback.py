@@ -16,7 +16,7 @@ from urllib.parse import quote
 from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 
 from services.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
-from services.ids import parse_object_id
+from services.ids import canonical_video_id
 from services.sessions import Principal, SessionStore
 from services.videos import VideoCatalog, embed_url
 
@@ -115,7 +115,7 @@ class Playback:
 
     async def stream(self, principal: Principal, video_id: str, token: str | None) -> dict:
         video = await self._authorize(video_id, token, caller=principal)
-        return {"stream_url": embed_url(video["youtube_id"]), "video_id": video_id, "title": video["title"]}
+        return {"stream_url": embed_url(video["youtube_id"]), "video_id": str(video["_id"]), "title": video["title"]}
 
     async def play(self, video_id: str, token: str | None) -> str:
         """The embed URL, for a caller whose only credential is the playback token."""
@@ -125,10 +125,11 @@ class Playback:
     async def _authorize(self, video_id: str, token: str | None, caller: Principal | None) -> dict:
         if not token or not isinstance(token, str):
             raise InvalidInput("A playback token is required: use the playback_token from the dashboard.")
-        if parse_object_id(video_id) is None:
+        video_id = canonical_video_id(video_id)  # the same video in upper or lower case
+        if video_id is None:
             raise NotFound("Video not found.")
         grant = self._signer.verify(token)
-        if grant.video_id != video_id:
+        if canonical_video_id(grant.video_id) != video_id:
             raise Forbidden("This playback link is for another video.")
         if caller is not None and grant.principal.user_id != caller.user_id:
             raise Forbidden("This playback link belongs to another user.")

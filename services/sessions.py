@@ -124,6 +124,14 @@ def iso_utc(moment: dt.datetime) -> str:
     return as_utc(moment).astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+def _is_storable_text(value) -> bool:
+    return isinstance(value, str) and value.isprintable() and value == value.encode("utf-8", "replace").decode()
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 class AuthTokenCodec:
     """Issues and verifies the auth JWT: HS256 only, every claim required.
 
@@ -182,8 +190,11 @@ class AuthTokenCodec:
                 raise NotAuthenticated("Your session has expired. Please log in again.") from None
             except jwt.InvalidTokenError:
                 break
-            if claims["typ"] != TOKEN_TYPE or not isinstance(claims["sid"], str) \
-                    or not isinstance(claims["sub"], str):
+            # PyJWT checks the time claims' values but not their JSON types ("exp": "4102444800"
+            # passes): every claim used is checked for its type here, and ids for text a
+            # database can store (no lone surrogates).
+            if claims["typ"] != TOKEN_TYPE or not _is_storable_text(claims["sid"]) \
+                    or not _is_storable_text(claims["sub"]) or not _is_number(claims["exp"]):
                 break
             return Principal(user_id=claims["sub"], session_id=claims["sid"]), claims["exp"]
         raise NotAuthenticated("Your login is not valid. Please log in again.")

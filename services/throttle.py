@@ -1,66 +1,65 @@
-"""Failed-login counters, kept in MongoDB so that every process shares them.
+"""Login throttling: at most so many attempts per account and per client address in a
+window (OWASP ASVS V2.2.1: anti-automation against credential stuffing and brute force).
 
-Each counter is one document per key ("account:<email>" or "address:<ip>") holding a
-count for a fixed window; a TTL index removes it when the window ends.
+Each attempt is counted *before* its password is checked, atomically (see
+services/ratelimit.py), so a burst of concurrent guesses cannot get more checks than the
+limit. A successful login clears its account's count and gives its address back the
+attempt, so only failures add up.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import math
+from services.ratelimit import FixedWindowLimiter
 
-from pymongo.errors import DuplicateKeyError
-
-from services.clock import as_utc, utcnow
-from services.errors import TooManyAttempts
+LOCKED_OUT = "Too many failed login attempts. Please wait a few minutes and try again."
+COLLECTION = "login_failures"
 
 
 class LoginThrottle:
     def __init__(self, db, *, max_per_account: int, max_per_address: int, window_seconds: int):
-        self._counters = db["login_failures"]
-        self._limits = {"account": max_per_account, "address": max_per_address}
-        self._window = dt.timedelta(seconds=window_seconds)
+        counters = db[COLLECTION]
+        self._per_account = FixedWindowLimiter(counters, limit=max_per_account, window_seconds=window_seconds,
+                                               message=LOCKED_OUT)
+        self._per_address = FixedWindowLimiter(counters, limit=max_per_address, window_seconds=window_seconds,
+                                               message=LOCKED_OUT)
 
     async def ensure_indexes(self) -> None:
-        await self._counters.create_index("expires_at", expireAfterSeconds=0, name="expires_ttl")
+        await self._per_account.ensure_indexes()
 
-    @staticmethod
-    def _keys(email: str, address: str | None) -> dict[str, str]:
-        keys = {"account": f"account:{email}"}
+    async def attempt(self, email: str, address: str | None) -> None:
+        """Counts this attempt before its password is checked; raises TooManyAttempts
+        (counting nothing more) while the address or the account is locked out."""
         if address:
-            keys["address"] = f"address:{address}"
-        return keys
+            await self._per_address.hit(f"address:{address}")
+        await self._per_account.hit(f"account:{email}")
 
-    async def check(self, email: str, address: str | None) -> None:
-        """Raises TooManyAttempts while the account or the address is locked out."""
-        now = utcnow()
-        keys = self._keys(email, address)
-        async for counter in self._counters.find(
-            {"_id": {"$in": list(keys.values())}, "expires_at": {"$gt": now}}
-        ):
-            kind = counter["_id"].split(":", 1)[0]
-            if counter["count"] >= self._limits[kind]:
-                wait = math.ceil((as_utc(counter["expires_at"]) - now).total_seconds())
-                raise TooManyAttempts(
-                    "Too many failed login attempts. Please wait a few minutes and try again.",
-                    retry_after=max(wait, 1),
-                )
+    async def unchecked(self, email: str, address: str | None) -> None:
+        """The attempt was counted but its password never checked (the service was too
+        busy): it is given back, so a retry after a 503 costs the user nothing."""
+        await self._per_account.refund(f"account:{email}")
+        if address:
+            await self._per_address.refund(f"address:{address}")
 
-    async def record_failure(self, email: str, address: str | None) -> None:
-        now = utcnow()
-        for key in self._keys(email, address).values():
-            await self._increment(key, now)
+    async def succeeded(self, email: str, address: str | None = None) -> None:
+        """The password was right: the account's count starts again, and the address
+        (if given) gets this attempt back."""
+        await self._per_account.forgive(f"account:{email}")
+        if address:
+            await self._per_address.refund(f"address:{address}")
 
-    async def reset(self, email: str) -> None:
-        await self._counters.delete_one({"_id": self._keys(email, None)["account"]})
 
-    async def _increment(self, key: str, now: dt.datetime) -> None:
-        # A window that has ended may linger until the TTL monitor's next pass:
-        # clear it so the upsert below starts a fresh one.
-        await self._counters.delete_one({"_id": key, "expires_at": {"$lte": now}})
-        update = {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": now + self._window}}
-        try:
-            await self._counters.update_one({"_id": key}, update, upsert=True)
-        except DuplicateKeyError:
-            # Two upserts raced to create the counter; the loser's increment is retried.
-            await self._counters.update_one({"_id": key}, update)
+class SignupThrottle:
+    """Sign-ups per client address, counted before the password is hashed: each costs a
+    bcrypt hash, so one client must not be able to queue an unbounded number of them."""
+
+    def __init__(self, db, *, max_per_address: int, window_seconds: int):
+        self._per_address = FixedWindowLimiter(
+            db["signup_attempts"], limit=max_per_address, window_seconds=window_seconds,
+            message="Too many sign-ups from this network. Please wait a while and try again.")
+
+    async def ensure_indexes(self) -> None:
+        await self._per_address.ensure_indexes()
+
+    async def attempt(self, address: str | None) -> None:
+        if address:
+            await self._per_address.hit(f"address:{address}")

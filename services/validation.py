@@ -1,8 +1,9 @@
 """Request bodies, validated with ``schema`` before anything reaches a query.
 
 Every field is checked for its type first, so an operator object such as
-``{"$ne": null}`` is a 400 and never a filter. Values come back normalised
-(trimmed names, trimmed and lower-cased emails).
+``{"$ne": null}`` is a 400 and never a filter, and for text that MongoDB can store (JSON
+may carry lone surrogates, which UTF-8 cannot encode), before any hashing. Values come back
+normalised (trimmed names; emails in email-validator's normalised form, lower-cased).
 """
 
 from __future__ import annotations
@@ -20,17 +21,26 @@ MIN_PASSWORD_BYTES = 6
 MAX_PASSWORD_BYTES = 72
 
 
-def normalize_email(value: str) -> str:
-    return value.strip().lower()
-
-
-def _is_email(value: str) -> bool:
+def normalize_email(value: str) -> str | None:
+    """The one stored form of an address, or None if it is not one: email-validator's
+    normalised form (Unicode NFC, an internationalised domain in Unicode whether it came as
+    Unicode or as punycode), lower-cased, so the same address written differently cannot
+    make two accounts."""
+    value = value.strip()
     if len(value) > MAX_EMAIL_CHARS:
-        return False
+        return None
     try:
         # Syntax only: no DNS lookup, which would block the event loop and leak timing.
-        validate_email(value, check_deliverability=False)
+        return validate_email(value, check_deliverability=False).normalized.lower()
     except EmailNotValidError:
+        return None
+
+
+def _is_storable(value: str) -> bool:
+    """UTF-8 can encode it (BSON strings are UTF-8): no lone surrogates."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
         return False
     return True
 
@@ -44,7 +54,7 @@ NAME = And(
     error=f"Name must be a non-empty text of at most {MAX_NAME_CHARS} characters.",
 )
 EMAIL = And(
-    str, Use(normalize_email), _is_email,
+    str, Use(normalize_email), str,
     error="Email must be a valid email address, such as name@example.com.",
 )
 PASSWORD = And(
@@ -99,6 +109,10 @@ def validated(schema: Schema, body) -> dict:
     for key in schema.schema:
         if isinstance(key, str) and key not in body:
             raise InvalidInput(_MISSING.get(key, f"{key} is required."))
+        name = getattr(key, "key", key)  # an Optional("scope") names its key
+        if isinstance(body.get(name), str) and not _is_storable(body[name]):
+            raise InvalidInput(f"{name.capitalize()} contains characters that are not valid text "
+                               "(a lone UTF-16 surrogate).")
     try:
         return schema.validate(body)
     except SchemaError as error:

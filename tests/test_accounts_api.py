@@ -1,6 +1,10 @@
 """The /auth/* rows of the contract, through HTTP."""
 
 import asyncio
+import base64
+import hashlib
+import hmac
+import json
 import re
 
 import jwt
@@ -240,3 +244,58 @@ async def test_logout_on_one_server_is_honoured_by_another_sharing_the_database(
     finally:
         other_server.stop()
         await other_server.close_all_connections()
+
+
+@pytest.mark.parametrize("claims", [
+    {"exp": "4102444800"}, {"iat": "1"}, {"exp": 10**400}, {"exp": 1e300}, {"exp": [1]}, {"exp": "soon"},
+    {"exp": True}, {"iat": {"a": 1}},
+    {"iat": 10**400}, {"nbf": [1]}, {"sub": 5}, {"sub": ["a"]}, {"sid": {"$ne": None}}, {"sid": 5}, {"typ": ["access"]},
+    {"sid": "\ud800"}, {"sub": "\udfff"}, {"typ": {"x": 1}}, {"aud": 5}, {"iss": 5},
+])
+@pytest.mark.gen_test
+async def test_a_correctly_signed_token_with_a_claim_of_the_wrong_type_is_401(api, claims):
+    """Signed by hand: PyJWT refuses to encode some of these."""
+    def part(value) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    base = {"sub": "5f0000000000000000000000", "sid": "x", "iat": 1, "exp": 4102444800, "typ": "access"}
+    signing_input = f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part({**base, **claims})}"
+    signature = hmac.new(TEST_SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
+    token = f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+    reply = await api.get("/auth/me", token=token)
+    assert reply.status == 401, (claims, reply.status)
+    reply.error  # noqa: B018
+
+
+@pytest.mark.parametrize("field", ["name", "email", "password"])
+@pytest.mark.gen_test
+async def test_text_mongodb_cannot_store_is_a_400_before_any_hashing(api, services, database, monkeypatch, field):
+    hashed = []
+    original = services.passwords.hash
+
+    async def counted(password):
+        hashed.append(password)
+        return await original(password)
+
+    monkeypatch.setattr(services.passwords, "hash", counted)
+    values = {"name": '"Ann"', "email": '"ann@example.com"', "password": f'"{PASSWORD}"'}
+    values[field] = '"ab\\ud800cdefgh"'  # a lone surrogate: valid JSON, not encodable as UTF-8
+    body = "{" + ",".join(f'"{k}":{v}' for k, v in values.items()) + "}"
+    reply = await api.request("POST", "/auth/signup", body=body)
+    assert reply.status == 400, reply.body
+    assert "not valid text" in reply.error or field == "email"
+    assert hashed == []
+    assert await database["users"].count_documents({}) == 0
+
+
+@pytest.mark.parametrize("first, second", [
+    ("jos\u00e9@example.com", "jose\u0301@example.com"),  # NFC and NFD
+    ("ann@b\u00fccher.de", "ann@xn--bcher-kva.de"),  # a Unicode domain and its punycode
+    ("Ann@B\u00dcCHER.de", "ann@xn--bcher-kva.DE"),
+])
+@pytest.mark.gen_test
+async def test_one_address_written_two_ways_is_one_account(api, first, second):
+    await api.signup(email=first)
+    again = await api.post("/auth/signup", {"name": "Ann", "email": second, "password": PASSWORD})
+    assert again.status == 409
+    assert (await api.post("/auth/login", {"email": second, "password": PASSWORD})).status == 200

@@ -1,12 +1,15 @@
 """Configuration: file defaults, environment overrides, and production refusals."""
 
 import logging
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from server.config import Config, ConfigError, load_config
 
+REPO = Path(__file__).resolve().parent.parent
 GOOD_SECRET = "s" * 40
 PRODUCTION = {"APP_ENV": "production", "JWT_SECRET": GOOD_SECRET,
               "MONGODB_URI": "mongodb://db:27017/video_app", "CORS_ORIGINS": "https://app.example.com"}
@@ -118,6 +121,8 @@ def test_dotenv_fills_what_the_environment_leaves_unset(tmp_path, monkeypatch):
     assert (config.log_level, config.dashboard_video_count) == ("warning", 7)
     monkeypatch.delenv("DASHBOARD_VIDEO_COUNT")  # read_dotenv set it in os.environ
     assert read_dotenv(tmp_path / "missing.env") is False
+
+
 def test_account_defaults_follow_the_contract():
     config = load_config(env={})
     assert (config.refresh_ttl_seconds, config.refresh_reuse_grace_seconds) == (30 * 86400, 10)
@@ -132,3 +137,45 @@ def test_account_settings_that_cannot_work_are_refused(env):
     with pytest.raises(ConfigError) as raised:
         load_config(env=env)
     assert ":p@" not in str(raised.value)
+
+
+def test_production_lists_every_problem_at_once():
+    """Three missing settings are one refusal naming all three, not three restarts."""
+    with pytest.raises(ConfigError) as raised:
+        load_config(env={"APP_ENV": "production", "CORS_ORIGINS": "*", "PORT": "eighty", "BCRYPT_ROUNDS": "3"})
+    message = str(raised.value)
+    for named in ("JWT_SECRET", "MONGODB_URI", "CORS_ORIGINS", "PORT", "BCRYPT_ROUNDS"):
+        assert named in message
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#"))
+
+
+def _interpolate(value: str, variables: dict[str, str]) -> str:
+    """Compose's ${NAME:-default} (the only form docker-compose.yml may use for the API)."""
+    def one(match):
+        name, default = match.group(1), match.group(2)
+        return variables.get(name) or default
+    assert not re.search(r"\$\{[^}]*:\?", value), "a required variable stops compose before the app can say why"
+    return re.sub(r"\$\{(\w+):-([^}]*)\}", one, value)
+
+
+def _container_env(dotenv: dict[str, str]) -> dict[str, str]:
+    """What `docker compose up` hands the API with this .env: env_file, then environment."""
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    api = compose["services"]["api"]
+    assert api["env_file"] == [".env"]
+    return {**dotenv, **{k: _interpolate(str(v), dotenv) for k, v in api["environment"].items()}}
+
+
+def test_docker_compose_with_env_example_as_dotenv_starts_and_passes_every_variable():
+    dotenv = _env_file(REPO / ".env.example")
+    container = _container_env(dotenv)
+    assert set(dotenv) <= set(container)  # every documented variable reaches the container
+    assert container["MONGODB_URI"] == "mongodb://mongo:27017/video_app"
+    config = load_config(env=container)
+    assert not config.uses_embedded_store
+
+    production = _container_env({**dotenv, "APP_ENV": "production", "JWT_SECRET": GOOD_SECRET})
+    assert load_config(env=production).is_production  # CORS_ORIGINS=* used to crash-loop here

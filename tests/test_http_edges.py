@@ -44,13 +44,13 @@ async def test_unknown_paths_are_json_404(api, path):
 @pytest.mark.parametrize("method, path", [
     ("GET", "/auth/signup"), ("GET", "/auth/login"), ("PUT", "/auth/signup"), ("DELETE", "/dashboard"),
     ("POST", "/dashboard"), ("POST", "/"), ("PATCH", "/auth/me"), ("GET", "/auth/logout"),
-    ("POST", "/video/5f0000000000000000000000/stream"), ("HEAD", "/dashboard"),
+    ("POST", "/video/5f0000000000000000000000/stream"), ("HEAD", "/auth/login"), ("HEAD", "/auth/logout"),
 ])
 @pytest.mark.gen_test
 async def test_wrong_methods_are_405_before_any_authentication(api, method, path):
     reply = await api.request(method, path, body=b"{}" if method in ("POST", "PUT", "PATCH") else None)
     assert reply.status == 405
-    assert "OPTIONS" in reply.headers["Allow"] and method not in reply.headers["Allow"]
+    assert "OPTIONS" in reply.headers["Allow"] and method not in reply.headers["Allow"].split(", ")
     if method != "HEAD":
         reply.error  # noqa: B018
 
@@ -83,7 +83,7 @@ async def test_cors_preflight_allows_the_headers_the_app_sends(api):
     assert reply.headers["Access-Control-Allow-Origin"] == "*"
     allowed = reply.headers["Access-Control-Allow-Headers"].lower()
     assert "authorization" in allowed and "content-type" in allowed
-    assert reply.headers["Access-Control-Allow-Methods"] == "GET, OPTIONS"
+    assert reply.headers["Access-Control-Allow-Methods"] == "GET, HEAD, OPTIONS"
     login = await api.request("OPTIONS", "/auth/login", headers={"Origin": "http://localhost:8081"})
     assert login.headers["Access-Control-Allow-Methods"] == "POST, OPTIONS"
 
@@ -240,3 +240,17 @@ async def test_responses_carry_no_etag_to_revalidate(api):
     assert "Etag" not in reply.headers
     again = await api.get("/", headers={"If-None-Match": "*"})
     assert again.status == 200 and again.json["status"] == "running"
+
+
+@pytest.mark.parametrize("path", ["/", "/healthz", "/readyz", "/openapi.json", "/dashboard", "/auth/me",
+                                  "/video/5f0000000000000000000000/stream", "/video/5f0000000000000000000000/play"])
+@pytest.mark.gen_test
+async def test_head_answers_wherever_get_does_with_gets_status_and_no_body(api, path):
+    token = await api.user()
+    for auth in (token, None):
+        got = await api.get(path, token=auth)
+        head = await api.request("HEAD", path, token=auth)
+        assert head.status == got.status, (path, auth)
+        assert head.body == b""
+        assert head.headers["Content-Type"] == got.headers["Content-Type"]
+        assert "HEAD" in (await api.request("OPTIONS", path)).headers["Access-Control-Allow-Methods"]

@@ -1,5 +1,7 @@
 """Login throttling, through HTTP."""
 
+import asyncio
+
 import pytest
 
 from tests.helpers import PASSWORD
@@ -60,3 +62,39 @@ async def test_without_a_trusted_proxy_a_forged_forwarded_header_does_not_dodge_
     blocked = await api.post("/auth/login", {"email": "new@example.com", "password": "wrong password"},
                              headers={"X-Forwarded-For": "203.0.113.99"})
     assert blocked.status == 429
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_concurrent_guesses_get_no_more_password_checks_than_the_limit(api, services, monkeypatch):
+    """39 wrong passwords at once for one account: the limit (5) is checked, the rest 429."""
+    await api.signup()
+    checks = []
+    original = services.passwords.check
+
+    async def counted(password, hashed):
+        checks.append(password)
+        return await original(password, hashed)
+
+    monkeypatch.setattr(services.passwords, "check", counted)
+    replies = await asyncio.gather(*(api.post("/auth/login", WRONG) for _ in range(39)))
+    statuses = sorted(r.status for r in replies)
+    assert len(checks) <= 5
+    assert statuses.count(401) == len(checks) and statuses.count(429) == 39 - len(checks)
+
+
+@pytest.mark.parametrize("config_overrides", [{"login_max_failures_per_address": 4}])
+@pytest.mark.gen_test(timeout=60)
+async def test_concurrent_guesses_from_one_address_get_no_more_checks_than_its_limit(
+        api, services, monkeypatch, config_overrides):
+    checks = []
+    original = services.passwords.check
+
+    async def counted(password, hashed):
+        checks.append(password)
+        return await original(password, hashed)
+
+    monkeypatch.setattr(services.passwords, "check", counted)
+    replies = await asyncio.gather(*(
+        api.post("/auth/login", {"email": f"u{i}@example.com", "password": "wrong password"}) for i in range(32)))
+    assert len(checks) <= 4
+    assert sorted(r.status for r in replies).count(429) == 32 - len(checks)

@@ -156,3 +156,47 @@ def test_a_broken_log_stream_does_not_fail_the_request():
     stream.close()
     access.flush()  # no exception
     access.flush()  # and nothing left pending
+
+
+@pytest.fixture
+def json_logging():
+    """The server's logging set-up (configure_logging) for one test, written to a buffer."""
+    from server.logs import configure_logging
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    configure_logging()
+    buffer = io.StringIO()
+    root.handlers[0].setStream(buffer)
+    yield lambda: [json.loads(line) for line in buffer.getvalue().splitlines()]
+    root.handlers[:], level = saved
+    root.setLevel(level)
+    logging.captureWarnings(False)
+
+
+@pytest.mark.gen_test
+async def test_no_secret_reaches_any_log_line_even_from_tornado_about_a_malformed_request(
+        http_server, base_url, json_logging):
+    from urllib.parse import urlsplit
+    secret = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzZWNyZXQtc3ViamVjdCJ9.c2VjcmV0LXNpZ25hdHVyZQ"
+    parts = urlsplit(base_url)
+    for raw in (
+        f"GET /auth/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {secret}\r\r\n\r\n",  # a stray CR
+        f"GET /video/x/play?token={secret}\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /auth/me HTTP/1.1\r\nHost: x\r\nAuthorization: Basic dXNlcjpodW50ZXIy\x01\r\n\r\n",
+    ):
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        writer.write(raw.encode("latin-1"))
+        await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+    logged = json_logging()
+    text = json.dumps(logged)
+    assert any("Malformed" in line["message"] for line in logged), logged  # Tornado's own lines were there
+    assert "[redacted]" in text
+    for part in [*secret.split("."), "dXNlcjpodW50ZXIy"]:
+        assert part not in text
+
+
+def test_redaction_leaves_ordinary_words_alone():
+    from server.logs import redact
+    line = "This playback token has expired; basic checks passed; Bearer <token>"
+    assert redact(line) == line

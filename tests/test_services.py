@@ -1,5 +1,6 @@
 """The services on their own: plain values in, plain values out, no HTTP."""
 
+import asyncio
 import datetime as dt
 import time
 
@@ -9,8 +10,9 @@ from seeds.loader import CATALOG_PATH, CatalogError, load_catalog, read_catalog,
 from services import validation
 from services.clock import utcnow
 from services.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound, TooManyAttempts
-from services.ids import parse_object_id
+from services.ids import canonical_video_id, parse_object_id
 from services.playback import PlaybackSigner
+from services.ratelimit import FixedWindowLimiter
 from services.sessions import AuthTokenCodec, Principal, SessionStore
 from services.throttle import LoginThrottle
 from services.videos import VideoCatalog
@@ -140,42 +142,60 @@ async def test_playback_checks_without_http(services):
 # ----- login throttle -------------------------------------------------------------------
 
 @pytest.mark.gen_test
-async def test_throttle_locks_an_account_after_the_limit_and_reset_clears_it(database):
+async def test_throttle_locks_an_account_after_the_limit_and_success_clears_it(database):
     throttle = LoginThrottle(database, max_per_account=3, max_per_address=100, window_seconds=60)
     await throttle.ensure_indexes()
     for _ in range(3):
-        await throttle.check("ann@example.com", "10.0.0.1")
-        await throttle.record_failure("ann@example.com", "10.0.0.1")
+        await throttle.attempt("ann@example.com", "10.0.0.1")
     with pytest.raises(TooManyAttempts) as raised:
-        await throttle.check("ann@example.com", "10.0.0.2")
+        await throttle.attempt("ann@example.com", "10.0.0.2")
     assert 0 < raised.value.retry_after <= 60
-    await throttle.check("bob@example.com", "10.0.0.1")  # other accounts are unaffected
-    await throttle.reset("ann@example.com")
-    await throttle.check("ann@example.com", "10.0.0.1")
+    await throttle.attempt("bob@example.com", "10.0.0.1")  # other accounts are unaffected
+    await throttle.succeeded("ann@example.com")
+    await throttle.attempt("ann@example.com", "10.0.0.1")
 
 
 @pytest.mark.gen_test
 async def test_throttle_limits_an_address_across_accounts(database):
     throttle = LoginThrottle(database, max_per_account=100, max_per_address=4, window_seconds=60)
     for i in range(4):
-        await throttle.record_failure(f"user{i}@example.com", "10.0.0.9")
+        await throttle.attempt(f"user{i}@example.com", "10.0.0.9")
     with pytest.raises(TooManyAttempts):
-        await throttle.check("fresh@example.com", "10.0.0.9")
-    await throttle.check("fresh@example.com", "10.0.0.10")
+        await throttle.attempt("fresh@example.com", "10.0.0.9")
+    await throttle.attempt("fresh@example.com", "10.0.0.10")
+
+
+@pytest.mark.gen_test
+async def test_a_success_gives_the_address_its_attempt_back(database):
+    throttle = LoginThrottle(database, max_per_account=100, max_per_address=2, window_seconds=60)
+    for _ in range(5):
+        await throttle.attempt("ann@example.com", "10.0.0.9")
+        await throttle.succeeded("ann@example.com", "10.0.0.9")
+    await throttle.attempt("bob@example.com", "10.0.0.9")
 
 
 @pytest.mark.gen_test
 async def test_an_ended_window_starts_afresh_even_before_the_ttl_monitor_removes_it(database):
     throttle = LoginThrottle(database, max_per_account=2, max_per_address=100, window_seconds=60)
-    await throttle.record_failure("ann@example.com", None)
-    await throttle.record_failure("ann@example.com", None)
+    await throttle.attempt("ann@example.com", None)
+    await throttle.attempt("ann@example.com", None)
     # Age the window past its end, as if the TTL monitor had not run yet.
     await database["login_failures"].update_one(
         {"_id": "account:ann@example.com"}, {"$set": {"expires_at": utcnow() - dt.timedelta(seconds=1)}})
-    await throttle.check("ann@example.com", None)
-    await throttle.record_failure("ann@example.com", None)
+    await throttle.attempt("ann@example.com", None)
     counter = await database["login_failures"].find_one({"_id": "account:ann@example.com"})
     assert counter["count"] == 1
+
+
+@pytest.mark.gen_test
+async def test_the_limiter_lets_exactly_the_limit_through_when_hits_race(database):
+    limiter = FixedWindowLimiter(database["limits"], limit=7, window_seconds=60, message="slow down")
+    outcomes = await asyncio.gather(*(limiter.hit("k") for _ in range(40)), return_exceptions=True)
+    refused = [o for o in outcomes if isinstance(o, TooManyAttempts)]
+    assert len(outcomes) - len(refused) == 7
+    assert all(o is None or isinstance(o, TooManyAttempts) for o in outcomes)
+    assert refused[0].message == "slow down" and 0 < refused[0].retry_after <= 60
+    assert (await database["limits"].find_one({"_id": "k"}))["count"] == 7
 
 
 # ----- sessions ---------------------------------------------------------------------------
@@ -277,3 +297,12 @@ def test_the_recent_token_memory_is_bounded(monkeypatch):
     for i in range(50):
         signer.sign(f"v{i}", ANN)
     assert len(signer._recent) == 10
+
+
+@pytest.mark.parametrize("text, canonical", [
+    ("5F0000000000000000000ABC", "5f0000000000000000000abc"), ("5f0000000000000000000abc", "5f0000000000000000000abc"),
+    ("5f0000000000000000000abg", None), ("5f00", None), (None, None), (5, None),
+    ("\uff15f0000000000000000000abc", None),  # a fullwidth digit
+])
+def test_a_video_id_has_one_canonical_form(text, canonical):
+    assert canonical_video_id(text) == canonical

@@ -1,5 +1,7 @@
 """/dashboard, /video/{id}/stream and /video/{id}/play, through HTTP."""
 
+from urllib.parse import quote
+
 import itsdangerous.timed
 import pytest
 from bson import ObjectId
@@ -248,3 +250,25 @@ async def test_without_a_trusted_proxy_forwarded_proto_is_ignored(api):
     token = await api.user()
     reply = await api.get("/dashboard", token=token, headers={"X-Forwarded-Proto": "https"})
     assert reply.json["videos"][0]["play_url"].startswith("http://")
+
+
+@pytest.mark.parametrize("route", ["stream", "play"])
+@pytest.mark.gen_test
+async def test_a_video_id_in_upper_case_is_the_same_video(api, route):
+    token = await api.user()
+    video = (await api.dashboard(token))[0]
+    reply = await api.get(f"/video/{video['id'].upper()}/{route}?token={quote(video['playback_token'])}",
+                          token=token, headers={"Accept": "application/json"})
+    assert reply.status == 200, reply.body
+    if route == "stream":
+        assert reply.json["video_id"] == video["id"]  # answered in the one canonical form
+
+
+@pytest.mark.parametrize("route", ["stream", "play"])
+@pytest.mark.gen_test
+async def test_a_whitespace_only_playback_token_is_an_invalid_token_not_a_missing_one(api, route):
+    token = await api.user()
+    video = (await api.dashboard(token))[0]
+    reply = await api.get(f"/video/{video['id']}/{route}?token=%20%20", token=token)
+    assert reply.status == 401
+    reply.error  # noqa: B018

@@ -1,0 +1,108 @@
+"""What a client sees on its connection: early answers, keep-alive, lingering close, aborted uploads."""
+
+import asyncio
+import gc
+import json
+from urllib.parse import urlsplit
+
+import pytest
+
+from handlers.base import BaseHandler
+from tests.helpers import PASSWORD
+
+
+async def _connect(base_url):
+    parts = urlsplit(base_url)
+    return await asyncio.open_connection(parts.hostname, parts.port)
+
+
+async def _read_response(reader) -> tuple[int, dict, bytes]:
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:] if ":" in line)}
+    body = await asyncio.wait_for(reader.readexactly(int(headers.get("content-length", 0))), 10)
+    return status, headers, body
+
+
+def _request(method, path, body=b"", headers=()) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: localhost", *headers]
+    if body or method == "POST":
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+SIGNUP = json.dumps({"name": "Ann", "email": "ann@example.com", "password": PASSWORD}).encode()
+
+
+@pytest.mark.parametrize("first, status", [
+    (_request("POST", "/auth/signup", b"x" * 100_000), 413),  # declared length over the limit
+    (_request("GET", "/dashboard"), 401),
+    (_request("POST", "/auth/logout", SIGNUP), 401),
+    (_request("POST", "/nowhere", SIGNUP), 404),
+    (_request("PUT", "/auth/signup", SIGNUP), 405),
+    (_request("DELETE", "/dashboard"), 405),
+])
+@pytest.mark.gen_test(timeout=30)
+async def test_the_connection_stays_usable_after_an_early_answer(http_server, base_url, first, status):
+    reader, writer = await _connect(base_url)
+    try:
+        writer.write(first)
+        answered, headers, body = await _read_response(reader)
+        assert answered == status
+        assert json.loads(body)["error"]
+        assert headers.get("connection", "").lower() != "close"
+        writer.write(_request("POST", "/auth/signup", SIGNUP))  # the next request, same connection
+        assert (await _read_response(reader))[0] == 201
+    finally:
+        writer.close()
+
+
+@pytest.mark.gen_test(timeout=30)
+async def test_an_early_answer_to_a_chunked_body_says_the_connection_closes(http_server, base_url):
+    reader, writer = await _connect(base_url)
+    try:
+        writer.write(b"POST /auth/logout HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        status, headers, _ = await _read_response(reader)
+        assert status == 401 and headers["connection"].lower() == "close"
+        writer.write(b"0\r\n\r\n")
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # closed in order, no reset
+    finally:
+        writer.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_client_that_writes_8_mb_before_reading_gets_a_readable_413(http_server, base_url, database):
+    reader, writer = await _connect(base_url)
+    try:
+        body = b"x" * (8 * 1024 * 1024)
+        writer.write(_request("POST", "/auth/signup", body))
+        await asyncio.wait_for(writer.drain(), 30)  # all of it sent before reading anything
+        status, headers, answer = await _read_response(reader)
+        assert status == 413
+        assert "too large" in json.loads(answer)["error"]
+        assert headers["connection"].lower() == "close"
+    finally:
+        writer.close()
+    assert await database["users"].count_documents({}) == 0
+
+
+def _live_handlers() -> int:
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if isinstance(o, BaseHandler))
+
+
+@pytest.mark.gen_test(timeout=120)
+async def test_uploads_cut_off_midway_leave_nothing_behind(http_server, base_url, app):
+    async def aborted_upload():
+        _, writer = await _connect(base_url)
+        writer.write(_request("POST", "/auth/signup", b"{" + b" " * 999)[:-500])  # half the body
+        await writer.drain()
+        writer.transport.abort()
+
+    before = _live_handlers()
+    for _ in range(10):
+        await asyncio.gather(*(aborted_upload() for _ in range(100)))
+    await asyncio.sleep(0.2)  # the server notices the closed connections
+    assert _live_handlers() - before < 5
+    assert app.inflight.count == 0
