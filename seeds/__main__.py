@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from seeds.loader import CatalogError, load_catalog, read_catalog
 from server.app import build_services
 from server.config import ConfigError, load_config
-from server.database import connect, describe
+from server.database import close, connect, describe
 from server.logs import configure_logging
 
 log = logging.getLogger("seeds")
@@ -27,7 +27,7 @@ async def seed(config) -> int:
             await services.ensure_indexes()
             added = await load_catalog(services.catalog, read_catalog())
     finally:
-        client.close()
+        await close(client)
     log.info("catalog seeded", extra={"database": describe(config), "new_videos": added})
     if config.uses_embedded_store:
         log.warning("MONGODB_URI is not set: this seeded the embedded store, which is gone when this command exits")

@@ -13,9 +13,9 @@ from handlers.openapi import openapi_json
 from seeds.loader import seed_if_empty
 from server.app import VideoApp, build_services, make_http_server
 from server.config import Config, ConfigError, load_config
-from server.database import connect, describe
+from server.database import close, connect, describe
 from server.logs import configure_logging
-from services.errors import DATABASE_DOWN_ERRORS
+from services.errors import DatabaseUnavailable
 
 log = logging.getLogger("server")
 PREPARE_RETRY_SECONDS = 5
@@ -28,8 +28,8 @@ async def prepare_database(services) -> None:
         try:
             await services.ensure_indexes()
             added = await seed_if_empty(services.catalog)
-        except DATABASE_DOWN_ERRORS as error:
-            log.warning("database not reachable yet; retrying", extra={"error": type(error).__name__})
+        except DatabaseUnavailable as error:
+            log.warning("database not reachable yet; retrying", extra={"error": type(error.__cause__ or error).__name__})
             await asyncio.sleep(PREPARE_RETRY_SECONDS)
             continue
         if added:
@@ -70,7 +70,7 @@ async def serve(config: Config, started: asyncio.Future | None = None) -> None:
                     extra={"in_flight": app.inflight.count})
     preparing.cancel()
     await server.close_all_connections()
-    client.close()
+    await close(client)
     executor.shutdown(wait=False, cancel_futures=True)
     app.access_log.flush()
     log.info("stopped")

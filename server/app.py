@@ -18,6 +18,7 @@ from handlers.videos import DashboardHandler, PlayHandler, StreamHandler
 from server.config import Config
 from server.logs import AccessLog
 from services.accounts import Accounts
+from services.datastore import guarded
 from services.health import DatabaseHealth
 from services.passwords import PasswordHasher
 from services.playback import TOKEN_REUSE_SECONDS, Playback, PlaybackSigner
@@ -59,6 +60,8 @@ class Services:
 
 
 def build_services(config: Config, db, executor: Executor) -> Services:
+    # Every store reaches the database through the guard: outages become DatabaseUnavailable.
+    db = guarded(db)
     sessions = SessionStore(db, ttl_seconds=config.jwt_ttl_seconds)
     users = UserStore(db, PasswordHasher(config.bcrypt_rounds, executor))
     catalog = VideoCatalog(db, cache_seconds=config.catalog_cache_seconds)

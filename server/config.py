@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
 MIN_SECRET_BYTES = 32
+MONGODB_DRIVERS = ("motor", "pymongo")
 
 
 class ConfigError(Exception):
@@ -32,6 +33,7 @@ class Config:
     mongodb_uri: str = ""
     mongodb_database: str = "video_app"
     mongodb_timeout_ms: int = 2500
+    mongodb_driver: str = "motor"  # motor | pymongo (PyMongo's own AsyncMongoClient)
 
     # Newest first: the first secret signs, every one of them verifies (key rotation).
     jwt_secrets: tuple[str, ...] = ()
@@ -127,6 +129,8 @@ def load_config(
 def _checked(config: Config, secret_was_given: bool) -> Config:
     if config.app_env not in ("development", "production"):
         raise ConfigError(f"APP_ENV must be 'development' or 'production', not {config.app_env!r}")
+    if config.mongodb_driver not in MONGODB_DRIVERS:
+        raise ConfigError(f"MONGODB_DRIVER must be one of {', '.join(MONGODB_DRIVERS)}, not {config.mongodb_driver!r}")
     if config.is_production:
         if not secret_was_given:
             raise ConfigError("APP_ENV=production needs JWT_SECRET (at least 32 bytes) in the environment")

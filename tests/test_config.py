@@ -74,3 +74,10 @@ def test_env_example_documents_every_setting():
     documented = {line.split("=", 1)[0] for line in text.splitlines() if line and not line.startswith("#")}
     settings = {name.upper() for name in Config.__dataclass_fields__} - {"JWT_SECRETS"}
     assert documented == settings | {"JWT_SECRET", "JWT_PREVIOUS_SECRETS"}
+
+
+def test_the_mongodb_driver_is_motor_unless_pymongo_is_chosen():
+    assert load_config(env={}).mongodb_driver == "motor"
+    assert load_config(env={"MONGODB_DRIVER": "pymongo"}).mongodb_driver == "pymongo"
+    with pytest.raises(ConfigError, match="MONGODB_DRIVER must be one of motor, pymongo"):
+        load_config(env={"MONGODB_DRIVER": "mongoengine"})

@@ -50,7 +50,7 @@ def login_body(email: str = "ann@example.com") -> dict:
 def minted_token(secret: str = SECRET) -> str:
     """A well-formed auth token signed with the server's secret, for a session that only
     the database could confirm or deny."""
-    return AuthTokenCodec(secrets=(secret,), ttl_seconds=3600).issue(SOME_PRINCIPAL)
+    return AuthTokenCodec(signing_keys=(secret,), ttl_seconds=3600).issue(SOME_PRINCIPAL)
 
 
 def minted_playback_token(secret: str = SECRET) -> str:
