@@ -29,7 +29,8 @@ async def prepare_database(services) -> None:
             await services.ensure_indexes()
             added = await seed_if_empty(services.catalog)
         except DatabaseUnavailable as error:
-            log.warning("database not reachable yet; retrying", extra={"error": type(error.__cause__ or error).__name__})
+            cause = type(error.__cause__ or error).__name__  # the driver's error, by name
+            log.warning("database not reachable yet; retrying", extra={"error": cause})
             await asyncio.sleep(PREPARE_RETRY_SECONDS)
             continue
         if added:
