@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.helpers import PASSWORD
+from tests.support import PASSWORD
 
 WRONG = {"email": "ann@example.com", "password": "wrong password"}
 RIGHT = {"email": "ann@example.com", "password": PASSWORD}
