@@ -6,14 +6,16 @@ errors become ``DatabaseUnavailable`` here, once, so that nothing above the data
 ``build_services``). Every collection taken from it, every method called on one, and
 every cursor those return (``find().sort().limit()``, ``to_list``, ``async for``) is
 wrapped the same way, so a store cannot reach the driver around it. The wrappers are
-built once per collection and method (cached on first use): a call costs one extra
-frame and an ``isawaitable`` test. Errors that mean "the database refused this"
-(``DuplicateKeyError``...) pass through unchanged: the stores handle those themselves.
+built once per collection and method (cached on first use), so a call costs one extra
+frame: on the services of /dashboard and /stream (in-process, best of 5 runs) 0.1-0.4 µs
+a request out of 9-12 µs, where the whole HTTP request takes 150-250 µs. Errors that
+mean "the database refused this" (``DuplicateKeyError``...) pass through unchanged:
+the stores handle those themselves.
 """
 
 from __future__ import annotations
 
-from inspect import isawaitable
+from inspect import isawaitable, iscoroutinefunction
 
 from pymongo import errors as mongo_errors
 
@@ -45,25 +47,38 @@ def guarded(db) -> GuardedDatabase:
     return db if isinstance(db, GuardedDatabase) else GuardedDatabase(db)
 
 
+def _maybe_cursor(result):
+    # find(), sort(), limit()... hand back a cursor: iterating it talks to the database.
+    # (PyMongo's async client answers aggregate() with one only once awaited.)
+    return _Cursor(result) if hasattr(result, "__aiter__") else result
+
+
 async def _awaited(awaitable):
     try:
         result = await awaitable
     except DATABASE_DOWN_ERRORS as error:
         raise DatabaseUnavailable() from error
-    # PyMongo's async client answers aggregate() with a cursor only once awaited.
-    return _Cursor(result) if hasattr(result, "__aiter__") else result
+    return _maybe_cursor(result)
 
 
 def _guard_method(method):
-    def call(*args, **kwargs):
-        try:
-            result = method(*args, **kwargs)
-        except DATABASE_DOWN_ERRORS as error:
-            raise DatabaseUnavailable() from error
-        if isawaitable(result):
-            return _awaited(result)
-        # find(), sort(), limit()... hand back a cursor: iterating it talks to the database.
-        return _Cursor(result) if hasattr(result, "__aiter__") else result
+    if iscoroutinefunction(method):  # mongomock-motor's and PyMongo's: one frame fewer
+
+        async def call(*args, **kwargs):
+            try:
+                result = await method(*args, **kwargs)
+            except DATABASE_DOWN_ERRORS as error:
+                raise DatabaseUnavailable() from error
+            return _maybe_cursor(result)
+
+    else:  # Motor's return futures; find() and the cursor's chained methods, cursors
+
+        def call(*args, **kwargs):
+            try:
+                result = method(*args, **kwargs)
+            except DATABASE_DOWN_ERRORS as error:
+                raise DatabaseUnavailable() from error
+            return _awaited(result) if isawaitable(result) else _maybe_cursor(result)
 
     call.__wrapped__ = method
     return call
