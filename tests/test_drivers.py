@@ -28,8 +28,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from server.config import load_config
 from server.database import client_class, close, connect
 from services.datastore import guarded
-from services.sessions import Principal, SessionStore
+from services.sessions import AuthTokenCodec, Principal, SessionStore
 from services.videos import VideoCatalog
+from tests.support import HOST, TEST_SECRET, assert_json_error, free_port, running_server
 
 SERVICES = Path(__file__).resolve().parent.parent / "services"
 DRIVERS = {
@@ -210,7 +211,8 @@ def wire_database():
 @pytest.mark.parametrize("driver", ["motor", "pymongo"])
 def test_a_round_trip_through_each_driver(driver, wire_database):
     database, uri = wire_database
-    config = load_config(env={}, mongodb_uri=uri, mongodb_driver=driver, mongodb_timeout_ms=5000)
+    config = load_config(env={}, mongodb_uri=uri, mongodb_driver=driver, mongodb_timeout_ms=5000,
+                         jwt_secrets=(TEST_SECRET,))
 
     async def round_trip():
         client, db = connect(config)
@@ -233,3 +235,21 @@ def test_a_round_trip_through_each_driver(driver, wire_database):
     asyncio.run(round_trip())
     assert database.commands == ["insert", "find", "find", "update", "update", "find", "find"]
     assert database.collections["sessions"][0]["user_id"] == "user-1"
+
+
+def test_the_server_runs_on_pymongo_through_an_outage_and_stops_cleanly():
+    """The whole process on MONGODB_DRIVER=pymongo: requests that need the absent database
+    answer 503 (the guard covers this driver too), and shutdown awaits its client's close."""
+    env = {"MONGODB_URI": f"mongodb://{HOST}:{free_port()}/video_app_test", "MONGODB_DRIVER": "pymongo",
+           "MONGODB_TIMEOUT_MS": "500", "JWT_SECRET": TEST_SECRET, "BCRYPT_ROUNDS": "4"}
+    token = AuthTokenCodec((TEST_SECRET,), 3600).issue(Principal("6561a1b2c3d4e5f601234567", "some-session"))
+    with running_server(env) as server:
+        assert server.request("GET", "/healthz").status == 200
+        assert_json_error(server.request("GET", "/readyz"), 503)
+        assert_json_error(server.request("GET", "/dashboard", token=token), 503)
+        assert server.stop() == 0
+    lines = server.log_lines()
+    assert [e for e in lines if "traceback" in e or e.get("message") == "unexpected error"] == []
+    # The outage is logged by the name of the driver's own error, which no handler names.
+    assert any(e.get("message") == "database unavailable" and e.get("error") == "ServerSelectionTimeoutError"
+               for e in lines), lines
