@@ -23,6 +23,7 @@ from services.sessions import AuthTokenCodec, Principal
 from tests.support import (
     HOST,
     PASSWORD,
+    TEST_SECRET,
     ServerProcess,
     assert_json_error,
     connection_refused,
@@ -30,7 +31,7 @@ from tests.support import (
     running_server,
 )
 
-SECRET = "process-test-jwt-secret-0123456789-abcdefghijklmnop"  # >= 32 bytes
+SECRET = TEST_SECRET  # the child's JWT_SECRET
 OUTAGE_BOUND_SECONDS = 3  # a correctness bound (fail fast, never hang), not a benchmark
 RECOVERY_DEADLINE_SECONDS = 10
 CONFIG_ERROR_DEADLINE_SECONDS = 10
