@@ -61,9 +61,10 @@ async def close(client) -> None:
 
 
 def describe(config) -> str:
-    """Where the data lives, for the start-up log line: never the credentials."""
+    """Where the data lives and which driver reaches it, for the start-up log line:
+    never the credentials."""
     if config.uses_embedded_store:
         return "embedded in-memory store"
     parts = urlsplit(config.mongodb_uri)
     host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    return f"{urlunsplit((parts.scheme, host, parts.path, '', ''))} through {config.mongodb_driver}"

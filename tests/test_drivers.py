@@ -249,6 +249,8 @@ def test_the_server_runs_on_pymongo_through_an_outage_and_stops_cleanly():
         assert_json_error(server.request("GET", "/dashboard", token=token), 503)
         assert server.stop() == 0
     lines = server.log_lines()
+    listening = [e for e in lines if e.get("message") == "listening"]
+    assert listening[0]["database"].endswith("/video_app_test through pymongo"), listening
     assert [e for e in lines if "traceback" in e or e.get("message") == "unexpected error"] == []
     # The outage is logged by the name of the driver's own error, which no handler names.
     assert any(e.get("message") == "database unavailable" and e.get("error") == "ServerSelectionTimeoutError"
