@@ -71,7 +71,7 @@ def _guard_method(method):
                 raise DatabaseUnavailable() from error
             return _maybe_cursor(result)
 
-    else:  # Motor's return futures; find() and the cursor's chained methods, cursors
+    else:  # Motor's methods return futures; find() and a cursor's chained methods, cursors
 
         def call(*args, **kwargs):
             try:
@@ -112,10 +112,6 @@ class GuardedDatabase(_Guarded):
         if collection is None:
             collection = self._collections[name] = _Guarded(self._target[name])
         return collection
-
-    @property
-    def name(self) -> str:
-        return self._target.name
 
 
 class _Cursor(_Guarded):
