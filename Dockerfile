@@ -1,11 +1,13 @@
-# The API as a container: slim Python, dependencies in their own cached layer,
-# running as an unprivileged user. Configuration comes from the environment (see README).
-FROM python:3.11-slim
+# The API as a container: slim Python pinned to a patch release, dependencies in their
+# own cached layer, running as an unprivileged numeric user. Configuration comes from the
+# environment (see README).
+FROM python:3.11.14-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    HOST=0.0.0.0 \
     PORT=8000
 
 WORKDIR /app
@@ -13,7 +15,7 @@ RUN useradd --create-home --uid 10001 app
 
 # Requirements change far less often than the code: this layer stays cached.
 COPY requirements.txt ./
-RUN pip install -r requirements.txt
+RUN pip install --no-cache-dir -r requirements.txt
 
 COPY config.yaml ./
 COPY server ./server
@@ -21,7 +23,8 @@ COPY handlers ./handlers
 COPY services ./services
 COPY seeds ./seeds
 
-USER app
+# Numeric, so that the platform can tell it is not root without reading /etc/passwd.
+USER 10001
 EXPOSE 8000
 
 # The standard library is enough to probe /healthz: no curl in the image.

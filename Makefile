@@ -8,7 +8,10 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: run test lint fuzz bench seed clean
+.PHONY: help run test lint fuzz bench seed clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## /  make \1\t/' | expand -t 16
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,26 +24,26 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(PY)
 	$(PIP) -r requirements-dev.txt
 	touch $(RUNTIME_STAMP) $@
 
-run: $(RUNTIME_STAMP)
+run: $(RUNTIME_STAMP) ## serve on HOST:PORT (default 127.0.0.1:8000), reading .env if present
 	$(PY) -m server
 
-seed: $(RUNTIME_STAMP)
+seed: $(RUNTIME_STAMP) ## create the indexes and upsert the demo catalog (the release phase)
 	$(PY) -m seeds
 
-test: $(DEV_STAMP)
+test: $(DEV_STAMP) ## run the whole test suite
 	$(PY) -m pytest
 
-lint: $(DEV_STAMP)
+lint: $(DEV_STAMP) ## ruff
 	$(PY) -m ruff check .
 
 # Needs wrk (apt-get install -y wrk). Takes a few minutes; BENCH_SECONDS=2 for a quick run.
-bench: $(RUNTIME_STAMP)
+bench: $(RUNTIME_STAMP) ## the performance harness (needs wrk; see bench/README.md)
 	$(PY) -m bench.run
 
 # The schemathesis fuzz test with 500 generated requests per operation (`make test` runs 25).
-fuzz: $(DEV_STAMP)
+fuzz: $(DEV_STAMP) ## the OpenAPI fuzzer with 500 requests per operation
 	FUZZ_EXAMPLES=500 $(PY) -m pytest tests/test_fuzz.py
 
-clean:
+clean: ## remove .venv, caches and bench results
 	rm -rf $(VENV) .pytest_cache .ruff_cache bench/results
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,4 +1,4 @@
-"""/auth/*: sign-up, login, profile and logout."""
+"""/auth/*: sign-up, login, profile (and deleting it) and logout."""
 
 from handlers.base import BaseHandler
 
@@ -15,7 +15,8 @@ class LoginHandler(BaseHandler):
     requires_auth = False
 
     async def post(self) -> None:
-        session = await self.services.accounts.login(self.json_body(), self.client_address())
+        session = await self.services.accounts.login(self.json_body(), self.client_address(),
+                                                     self.request.headers.get("User-Agent", ""))
         self.write_json({"message": "Login successful", **session})
 
 
@@ -23,8 +24,13 @@ class ProfileHandler(BaseHandler):
     async def get(self) -> None:
         self.write_json({"user": await self.services.accounts.profile(self.principal)})
 
+    async def delete(self) -> None:
+        await self.services.accounts.delete_account(self.principal, self.json_body(), self.client_address())
+        self.write_json({"message": "Your account and everything of it has been deleted."})
+
 
 class LogoutHandler(BaseHandler):
     async def post(self) -> None:
-        await self.services.accounts.logout(self.principal)
+        # The original app sends no body; a body, when sent, may name the scope.
+        await self.services.accounts.logout(self.principal, self.optional_json_body())
         self.write_json({"message": "Logout successful"})

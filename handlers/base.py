@@ -16,6 +16,7 @@ import tornado.web
 from services.errors import (
     Conflict,
     DatabaseUnavailable,
+    FeatureUnavailable,
     Forbidden,
     InvalidInput,
     NotAuthenticated,
@@ -36,6 +37,7 @@ STATUS_FOR_ERROR = {
     Conflict: 409,
     TooManyAttempts: 429,
     DatabaseUnavailable: 503,
+    FeatureUnavailable: 503,
 }
 DEFAULT_MESSAGES = {
     400: "The request is malformed.",
@@ -109,6 +111,12 @@ class BaseHandler(tornado.web.RequestHandler):
             return json.loads(self._body)
         except (ValueError, RecursionError):  # bad JSON, bad UTF-8, absurd nesting
             raise InvalidInput("The request body must be valid JSON.") from None
+
+    def optional_json_body(self):
+        """As json_body(), but None for an absent (empty) body."""
+        if not self._body_too_large and not self._body.strip():
+            return None
+        return self.json_body()
 
     def base_url(self) -> str:
         """Where clients reach this API, for absolute links such as ``play_url``."""
@@ -190,6 +198,8 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs) -> None:
         error = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(error, DatabaseUnavailable):
+            self.application.metrics.database_unavailable()
         if isinstance(error, ServiceError):
             status_code = next(s for cls, s in STATUS_FOR_ERROR.items() if isinstance(error, cls))
             message = error.message
@@ -210,8 +220,7 @@ class BaseHandler(tornado.web.RequestHandler):
     def log_exception(self, typ, value, tb) -> None:
         if isinstance(value, DatabaseUnavailable):
             # The driver's error it stands for, by name: which outage this was.
-            cause = type(value.__cause__ or value).__name__
-            log.warning("database unavailable", extra={"request_id": self.request_id, "error": cause})
+            log.warning("database unavailable", extra={"request_id": self.request_id, "error": value.reason})
             return
         if isinstance(value, (ServiceError, tornado.web.HTTPError)):
             return  # an expected answer, already in the access log with its status

@@ -12,9 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from seeds.loader import CatalogError, load_catalog, read_catalog
 from server.app import build_services
-from server.config import ConfigError, load_config
+from server.config import ConfigError, load_config, read_dotenv
 from server.database import close, connect, describe
 from server.logs import configure_logging
+from services.errors import DatabaseUnavailable
 
 log = logging.getLogger("seeds")
 
@@ -36,11 +37,21 @@ async def seed(config) -> int:
 
 def main() -> int:
     configure_logging()
+    read_dotenv()  # local runs (honcho, heroku local); the environment wins
+    config = None
     try:
-        asyncio.run(seed(load_config()))
+        config = load_config()
+        asyncio.run(seed(config))
     except (ConfigError, CatalogError) as error:
         log.error(str(error))
         return 2
+    except DatabaseUnavailable as error:
+        # One line a person reads in the deploy output, not the driver's traceback: the
+        # release fails, so the platform keeps the previous version running.
+        log.error(f"the database at {describe(config)} did not answer within {config.mongodb_timeout_ms} ms; "
+                  "nothing was seeded (is MONGODB_URI right, and is the database up?)",
+                  extra={"error": error.reason})
+        return 1
     return 0
 
 

@@ -1,4 +1,11 @@
-"""``python -m server``: start the API and stop it gracefully on SIGTERM or SIGINT."""
+"""``python -m server``: start the API and stop it gracefully on SIGTERM or SIGINT.
+
+With ``WEB_CONCURRENCY`` above 1 the listening socket is bound first and that many
+worker processes are forked to accept on it; each creates its own database client after
+the fork (a client must never cross a fork). The parent only supervises: it passes
+SIGTERM and SIGINT on to every worker, and if one worker dies on its own it stops the
+others and exits non-zero, so that the platform restarts the whole service.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +14,63 @@ import logging
 import os
 import signal
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
+
+from tornado.netutil import bind_sockets
 
 from handlers.openapi import openapi_json
 from seeds.loader import seed_if_empty
 from server.app import VideoApp, build_services, make_http_server
-from server.config import Config, ConfigError, load_config
+from server.config import Config, ConfigError, load_config, read_dotenv
 from server.database import close, connect, describe
 from server.logs import configure_logging
 from services.errors import DatabaseUnavailable
 
 log = logging.getLogger("server")
 PREPARE_RETRY_SECONDS = 5
+# How long past SHUTDOWN_GRACE_SECONDS the parent waits for workers before killing them.
+WORKER_EXIT_MARGIN_SECONDS = 5
+# How often account deletions cut off by an outage are looked for, after the one at start-up.
+DELETION_SWEEP_SECONDS = 60
 
 
 async def prepare_database(services) -> None:
-    """Indexes and the demo catalog. The database may be down while the platform
-    starts us: keep trying in the background rather than refuse to start."""
+    """Indexes and the demo catalog, then the sweep for unfinished account deletions.
+    The database may be down while the platform starts us: keep trying in the background
+    rather than refuse to start."""
     while True:
         try:
             await services.ensure_indexes()
             added = await seed_if_empty(services.catalog)
         except DatabaseUnavailable as error:
-            cause = type(error.__cause__ or error).__name__  # the driver's error, by name
-            log.warning("database not reachable yet; retrying", extra={"error": cause})
+            log.warning("database not reachable yet; retrying", extra={"error": error.reason})
             await asyncio.sleep(PREPARE_RETRY_SECONDS)
             continue
         if added:
             log.info("seeded the empty catalog", extra={"new_videos": added})
-        return
+        break
+    await finish_deletions(services)
 
 
-async def serve(config: Config, started: asyncio.Future | None = None) -> None:
+async def finish_deletions(services) -> None:
+    """Completes account deletions that a database outage or a crash cut off (they
+    leave nothing that logs in, but their data and email stay taken until finished)."""
+    while True:
+        try:
+            await services.accounts.finish_pending_deletions()
+        except DatabaseUnavailable as error:
+            log.warning("could not finish pending account deletions; retrying",
+                        extra={"error": error.reason})
+            await asyncio.sleep(PREPARE_RETRY_SECONDS)
+            continue
+        await asyncio.sleep(DELETION_SWEEP_SECONDS)
+
+
+async def serve(config: Config, started: asyncio.Future | None = None,
+                sockets: list | None = None, worker: int | None = None) -> None:
+    """Serves until SIGTERM or SIGINT. ``sockets``: already bound (a worker's); otherwise
+    it listens on HOST:PORT itself."""
     client, db = connect(config)
     # bcrypt releases the GIL, so these threads check passwords in parallel with the loop.
     executor = ThreadPoolExecutor(max_workers=config.bcrypt_threads or os.cpu_count() or 1,
@@ -48,17 +80,26 @@ async def serve(config: Config, started: asyncio.Future | None = None) -> None:
     app = VideoApp(config, services)
     openapi_json()  # parse the API document now rather than during the first request for it
     server = make_http_server(app)
-    server.listen(config.port)
+    if sockets is None:
+        server.listen(config.port, address=config.host)
+    else:
+        server.add_sockets(sockets)
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
 
-    log.info("listening", extra={"mode": config.app_env, "port": config.port, "database": describe(config)})
+    where = {"host": config.host, "port": config.port, "pid": os.getpid()}
+    if worker is not None:
+        where["worker"] = worker
+    log.info("listening", extra={"mode": config.app_env, **where, "database": describe(config)})
     if config.uses_embedded_store:
         log.warning("MONGODB_URI is not set: using the embedded in-memory store; "
                     "every account and session is lost when this process stops")
+    if not config.smtp_url:
+        log.warning("SMTP_URL is not set: " + ("password reset answers 503" if config.is_production else
+                    "password reset mails are written to the log, tokens included (development only)"))
     if started is not None:
         started.set_result(server)
 
@@ -70,6 +111,10 @@ async def serve(config: Config, started: asyncio.Future | None = None) -> None:
         log.warning("grace period over; closing connections with requests still running",
                     extra={"in_flight": app.inflight.count})
     preparing.cancel()
+    try:  # reset mails already answered 202: give them one mail's time to go out
+        await asyncio.wait_for(services.password_reset.idle(), timeout=config.smtp_timeout_seconds)
+    except TimeoutError:
+        log.warning("password reset mails still queued at shutdown were not sent")
     await server.close_all_connections()
     await close(client)
     executor.shutdown(wait=False, cancel_futures=True)
@@ -77,10 +122,91 @@ async def serve(config: Config, started: asyncio.Future | None = None) -> None:
     log.info("stopped")
 
 
+def run_workers(config: Config) -> int:
+    """WEB_CONCURRENCY workers accepting on one socket bound before the fork."""
+    sockets = bind_sockets(config.port, address=config.host)
+    children: dict[int, int] = {}
+    for index in range(config.web_concurrency):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(_worker(config, sockets, index))
+        children[pid] = index
+    for sock in sockets:
+        sock.close()  # the workers accept; the parent never does
+    return _supervise(config, children)
+
+
+def _worker(config: Config, sockets: list, index: int) -> int:
+    code = 1
+    try:
+        asyncio.run(serve(config, sockets=sockets, worker=index))
+        code = 0
+    except ConfigError as error:
+        log.error(f"refusing to start: {error}")
+        code = 2
+    except BaseException:
+        log.exception("worker failed", extra={"worker": index})
+    finally:
+        logging.shutdown()
+        sys.stderr.flush()
+    return code
+
+
+def _supervise(config: Config, children: dict[int, int]) -> int:
+    stopping_since: float | None = None
+    killed = False
+
+    def stop_all(signum=None, frame=None) -> None:
+        nonlocal stopping_since
+        if stopping_since is None:
+            stopping_since = time.monotonic()
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, stop_all)
+    signal.signal(signal.SIGINT, stop_all)
+    log.info("workers started", extra={"workers": len(children), "pids": sorted(children)})
+    code = 0
+    deadline = config.shutdown_grace_seconds + WORKER_EXIT_MARGIN_SECONDS
+    while children:
+        pid, status = os.waitpid(-1, os.WNOHANG)
+        if pid == 0:
+            if not killed and stopping_since is not None and time.monotonic() - stopping_since > deadline:
+                log.error("workers still running after the grace period; killing them",
+                          extra={"pids": sorted(children)})
+                for remaining in children:
+                    os.kill(remaining, signal.SIGKILL)
+                code, killed = 1, True
+            time.sleep(0.05)
+            continue
+        index = children.pop(pid, None)
+        if index is None:
+            continue
+        exit_code = os.waitstatus_to_exitcode(status)
+        if stopping_since is None:
+            log.error("a worker exited on its own; stopping the others",
+                      extra={"worker": index, "exit_code": exit_code})
+            code = exit_code if exit_code > 0 else 1
+            stop_all()
+        elif exit_code != 0:
+            code = code or (exit_code if exit_code > 0 else 1)
+    log.info("stopped", extra={"exit_code": code})
+    return code
+
+
 def main() -> int:
     configure_logging()
+    # Before the configuration is read: the environment wins over .env, .env over config.yaml.
+    read_dotenv()
     try:
-        asyncio.run(serve(load_config()))
+        config = load_config()
+        logging.getLogger().setLevel(config.log_level.upper())
+        if config.web_concurrency > 1:
+            return run_workers(config)
+        asyncio.run(serve(config))
     except ConfigError as error:
         log.error(f"refusing to start: {error}")
         return 2

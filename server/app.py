@@ -14,14 +14,29 @@ from handlers.accounts import LoginHandler, LogoutHandler, ProfileHandler, Signu
 from handlers.base import NotFoundHandler
 from handlers.health import LivenessHandler, ReadinessHandler, RootHandler
 from handlers.openapi import OpenApiHandler
+from handlers.operations import DOCS_ASSET_PATTERN, DocsAssetHandler, DocsHandler, MetricsHandler
+from handlers.sessions import (
+    PasswordHandler,
+    PasswordResetConfirmHandler,
+    PasswordResetHandler,
+    RefreshHandler,
+    SessionHandler,
+    SessionsHandler,
+)
 from handlers.videos import DashboardHandler, PlayHandler, StreamHandler
 from server.config import Config
 from server.logs import AccessLog
+from server.metrics import Metrics
+from services.account_deletion import AccountDeletion
 from services.accounts import Accounts
 from services.datastore import guarded
 from services.health import DatabaseHealth
+from services.mail import LogMailer, SmtpMailer, parse_smtp_url
+from services.password_reset import PasswordResets, ResetTokenStore
 from services.passwords import PasswordHasher
 from services.playback import TOKEN_REUSE_SECONDS, Playback, PlaybackSigner
+from services.refresh_tokens import RefreshTokenStore
+from services.request_counter import RequestCounter
 from services.sessions import AuthTokenCodec, SessionStore
 from services.throttle import LoginThrottle
 from services.users import UserStore
@@ -39,20 +54,34 @@ ROUTES = [
     (r"/auth/login", LoginHandler),
     (r"/auth/me", ProfileHandler),
     (r"/auth/logout", LogoutHandler),
+    (r"/auth/refresh", RefreshHandler),
+    (r"/auth/sessions", SessionsHandler),
+    (r"/auth/sessions/(?P<session_id>[^/]+)", SessionHandler),
+    (r"/auth/password", PasswordHandler),
+    (r"/auth/password-reset", PasswordResetHandler),
+    (r"/auth/password-reset/confirm", PasswordResetConfirmHandler),
     (r"/", RootHandler),
     (r"/healthz", LivenessHandler),
     (r"/readyz", ReadinessHandler),
     (r"/openapi\.json", OpenApiHandler),
+    (r"/docs", DocsHandler),
+    (r"/metrics", MetricsHandler),
+]
+# The /docs page's own files: served, but not API operations (not in the OpenAPI document).
+ASSET_ROUTES = [
+    (DOCS_ASSET_PATTERN, DocsAssetHandler, {"path": ""}),
 ]
 
 
 @dataclasses.dataclass(frozen=True)
 class Services:
     accounts: Accounts
+    password_reset: PasswordResets
     playback: Playback
     catalog: VideoCatalog
     health: DatabaseHealth
     _stores: tuple
+    passwords: PasswordHasher | None = None  # for its ``waiting`` metric
 
     async def ensure_indexes(self) -> None:
         for store in self._stores:
@@ -62,8 +91,11 @@ class Services:
 def build_services(config: Config, db, executor: Executor) -> Services:
     # Every store reaches the database through the guard: outages become DatabaseUnavailable.
     db = guarded(db)
-    sessions = SessionStore(db, ttl_seconds=config.jwt_ttl_seconds)
-    users = UserStore(db, PasswordHasher(config.bcrypt_rounds, executor))
+    # A session lives as long as a token of it can: its access token, or its refresh
+    # token (each refresh extends it by this much again).
+    sessions = SessionStore(db, ttl_seconds=max(config.jwt_ttl_seconds, config.refresh_ttl_seconds))
+    passwords = PasswordHasher(config.bcrypt_rounds, executor)
+    users = UserStore(db, passwords)
     catalog = VideoCatalog(db, cache_seconds=config.catalog_cache_seconds)
     throttle = LoginThrottle(
         db,
@@ -71,14 +103,40 @@ def build_services(config: Config, db, executor: Executor) -> Services:
         max_per_address=config.login_max_failures_per_address,
         window_seconds=config.login_failure_window_seconds,
     )
-    accounts = Accounts(users, sessions, AuthTokenCodec(config.jwt_secrets, config.jwt_ttl_seconds), throttle)
+    refresh_tokens = RefreshTokenStore(db, ttl_seconds=config.refresh_ttl_seconds,
+                                       grace_seconds=config.refresh_reuse_grace_seconds,
+                                       secrets_newest_first=config.jwt_secrets)
+    reset_tokens = ResetTokenStore(db, ttl_seconds=config.password_reset_ttl_seconds)
+    # Everything of a user that deletion removes, sessions first (so logins end first).
+    # The catalog's per-user stores (watch history) belong at the end of this list.
+    user_data_owners = [sessions, refresh_tokens, reset_tokens]
+    accounts = Accounts(users, sessions, AuthTokenCodec(config.jwt_secrets, config.jwt_ttl_seconds), throttle,
+                        refresh_tokens, AccountDeletion(users, user_data_owners))
+    password_reset = PasswordResets(
+        users, reset_tokens, accounts.end_sessions, _mailer(config),
+        per_email=RequestCounter(db, "password_reset_requests", limit=config.password_reset_max_per_email,
+                                 window_seconds=config.password_reset_window_seconds),
+        per_address=RequestCounter(db, "password_reset_requests", limit=config.password_reset_max_per_address,
+                                   window_seconds=config.password_reset_window_seconds),
+        mail_from=config.mail_from, reset_url=config.password_reset_url,
+        ttl_seconds=config.password_reset_ttl_seconds,
+    )
     playback = Playback(
         catalog,
         PlaybackSigner(config.jwt_secrets, config.playback_ttl_seconds, reuse_seconds=TOKEN_REUSE_SECONDS),
         sessions,
         config.dashboard_video_count,
     )
-    return Services(accounts, playback, catalog, DatabaseHealth(db), (users, sessions, catalog, throttle))
+    return Services(accounts, password_reset, playback, catalog, DatabaseHealth(db),
+                    (users, sessions, catalog, throttle, refresh_tokens, reset_tokens, *password_reset.counters),
+                    passwords=passwords)
+
+
+def _mailer(config: Config):
+    """SMTP when configured; the log in development; none (reset unavailable) in production."""
+    if config.smtp_url:
+        return SmtpMailer(parse_smtp_url(config.smtp_url), config.smtp_timeout_seconds)
+    return None if config.is_production else LogMailer()
 
 
 class InFlight:
@@ -114,15 +172,26 @@ class VideoApp(tornado.web.Application):
         self.services = services
         self.inflight = InFlight()
         # Beside the other log lines, on stderr.
-        self.access_log = access_log or AccessLog(sys.stderr)
+        self.access_log = access_log or AccessLog(sys.stderr, trust_proxy=config.trust_proxy)
+        passwords = services.passwords
+        self.metrics = Metrics(
+            ROUTES + ASSET_ROUTES,
+            in_flight=lambda: self.inflight.count,
+            password_checks_waiting=lambda: passwords.waiting if passwords is not None else 0,
+        )
         super().__init__(
-            ROUTES,
+            ROUTES + ASSET_ROUTES,
             default_handler_class=NotFoundHandler,
-            log_function=self.access_log,
+            log_function=self._request_finished,
             # No XSRF cookies: clients authenticate with a bearer header, which a
             # cross-site form cannot send.
             xsrf_cookies=False,
         )
+
+    def _request_finished(self, handler) -> None:
+        """Tornado's log_function: every finished request is counted, then logged."""
+        self.metrics.observe(handler)
+        self.access_log(handler)
 
 
 # How far past MAX_BODY_BYTES a chunked body (one with no declared length) is read and

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from services.mail import parse_smtp_url
+
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
@@ -29,7 +31,10 @@ class ConfigError(Exception):
 @dataclasses.dataclass(frozen=True)
 class Config:
     app_env: str = "development"
+    host: str = "127.0.0.1"
     port: int = 8000
+    web_concurrency: int = 1
+    log_level: str = "info"
     mongodb_uri: str = ""
     mongodb_database: str = "video_app"
     mongodb_timeout_ms: int = 2500
@@ -57,6 +62,20 @@ class Config:
     login_max_failures_per_address: int = 50
     login_failure_window_seconds: int = 900
 
+    # Empty: /metrics is open (keep it off the public internet some other way).
+    metrics_token: str = ""
+
+    refresh_ttl_seconds: int = 2592000
+    refresh_reuse_grace_seconds: float = 10
+    password_reset_ttl_seconds: int = 1800
+    password_reset_max_per_email: int = 3
+    password_reset_max_per_address: int = 20
+    password_reset_window_seconds: int = 3600
+    password_reset_url: str = "videoapp://reset?token={token}"  # noqa: S105 - a link template
+    smtp_url: str = ""
+    smtp_timeout_seconds: float = 10
+    mail_from: str = "Video App <no-reply@example.com>"
+
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
@@ -71,7 +90,8 @@ class Config:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 # Settings that are read from somewhere other than a same-named key.
-_NOT_FROM_FILE = {"jwt_secrets"}
+_NOT_FROM_FILE = {"jwt_secrets", "metrics_token"}
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def _coerce(name: str, raw):
@@ -99,6 +119,15 @@ def _coerce(name: str, raw):
         raise ConfigError(f"{name.upper()} must be a {kind}, not {raw!r}") from None
 
 
+def read_dotenv(path: Path | str = ".env") -> bool:
+    """Local runs: the variables of ``.env`` in the working directory, as ``heroku local``
+    and honcho read them. Variables already in the environment win over the file, and the
+    file wins over config.yaml (load_config reads the environment). True if a file was read."""
+    from dotenv import load_dotenv
+
+    return load_dotenv(path, override=False)
+
+
 def load_config(
     env: Mapping[str, str] | None = None,
     path: Path | str | None = DEFAULT_CONFIG_PATH,
@@ -121,6 +150,7 @@ def load_config(
     current = env.get("JWT_SECRET", "")
     previous = _coerce("jwt_secrets", env.get("JWT_PREVIOUS_SECRETS", ""))
     values["jwt_secrets"] = tuple(s for s in (current, *previous) if s)
+    values["metrics_token"] = env.get("METRICS_TOKEN", "").strip()
     values.update(overrides)
     config = Config(**values)
     return _checked(config, secret_was_given=bool(current) or "jwt_secrets" in overrides)
@@ -146,7 +176,9 @@ def _checked(config: Config, secret_was_given: bool) -> Config:
                     "tokens will not survive a restart or work across processes")
         config = config.replace(jwt_secrets=(secrets.token_urlsafe(48),))
     for name in ("port", "bcrypt_rounds", "jwt_ttl_seconds", "playback_ttl_seconds",
-                 "max_body_bytes", "mongodb_timeout_ms", "login_failure_window_seconds"):
+                 "max_body_bytes", "mongodb_timeout_ms", "login_failure_window_seconds",
+                 "refresh_ttl_seconds", "password_reset_ttl_seconds", "password_reset_max_per_email",
+                 "password_reset_max_per_address", "password_reset_window_seconds", "smtp_timeout_seconds"):
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name.upper()} must be positive")
     if not 4 <= config.bcrypt_rounds <= 31:
@@ -157,4 +189,24 @@ def _checked(config: Config, secret_was_given: bool) -> Config:
         raise ConfigError("CATALOG_CACHE_SECONDS must not be negative")
     if config.dashboard_video_count < 0:
         raise ConfigError("DASHBOARD_VIDEO_COUNT must not be negative")
-    return config
+    if config.refresh_reuse_grace_seconds < 0:
+        raise ConfigError("REFRESH_REUSE_GRACE_SECONDS must not be negative")
+    if "{token}" not in config.password_reset_url:
+        raise ConfigError("PASSWORD_RESET_URL must contain {token}, where the reset token goes")
+    if not config.mail_from:
+        raise ConfigError("MAIL_FROM must name the sender of the service's mail")
+    if config.smtp_url:
+        try:
+            parse_smtp_url(config.smtp_url)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+    if config.web_concurrency < 1:
+        raise ConfigError("WEB_CONCURRENCY must be at least 1")
+    if config.web_concurrency > 1 and config.uses_embedded_store:
+        raise ConfigError("WEB_CONCURRENCY above 1 needs MONGODB_URI: the embedded store lives in one process, "
+                          "so each worker would have its own accounts and sessions")
+    if config.log_level.lower() not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {config.log_level!r}")
+    if not config.host:
+        raise ConfigError("HOST must name an address to listen on, e.g. 127.0.0.1 or 0.0.0.0")
+    return config.replace(log_level=config.log_level.lower())

@@ -55,6 +55,20 @@ def configure_logging(level: int = logging.INFO) -> None:
     logging.captureWarnings(True)
 
 
+# Enough to tell apps, versions and bots apart; a longer header is cut, never logged whole.
+USER_AGENT_CHARS = 160
+
+
+def client_address(request, trust_proxy: bool) -> str:
+    """As BaseHandler.client_address: behind a trusted proxy, the last X-Forwarded-For
+    entry (the one the proxy appended); otherwise the connection's address."""
+    if trust_proxy:
+        forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
+        if forwarded:
+            return forwarded
+    return request.remote_ip or ""
+
+
 class AccessLog:
     """Tornado's ``log_function``: one JSON line a finished request, in the shape of every
     other line (time, level, logger, message) plus the request's own fields.
@@ -66,8 +80,9 @@ class AccessLog:
     ``app.access`` logger's level still decides whether lines are written; ``flush()``
     writes what is pending (the server calls it as it stops)."""
 
-    def __init__(self, stream: TextIO):
+    def __init__(self, stream: TextIO, trust_proxy: bool = False):
         self._stream = stream
+        self._trust_proxy = trust_proxy
         self._pending: list[str] = []
         self._second = -1
         self._second_text = ""
@@ -84,7 +99,9 @@ class AccessLog:
             f'"logger":"{access_log.name}","message":"request",'
             f'"request_id":{_json_string(getattr(handler, "request_id", ""))},'
             f'"method":{_json_string(request.method)},"path":{_json_string(request.path)},'
-            f'"status":{status},"duration_ms":{round(1000 * request.request_time(), 2)}}}\n'
+            f'"status":{status},"duration_ms":{round(1000 * request.request_time(), 2)},'
+            f'"client":{_json_string(client_address(request, self._trust_proxy))},'
+            f'"user_agent":{_json_string(request.headers.get("User-Agent", "")[:USER_AGENT_CHARS])}}}\n'
         )
         if len(self._pending) == 1:
             asyncio.get_running_loop().call_soon(self.flush)

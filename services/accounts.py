@@ -1,29 +1,41 @@
-"""Sign-up, login, who-am-I and logout: the account use cases the handlers call."""
+"""The account use cases the handlers call: sign-up, login, refresh, sessions, logout,
+password change and account deletion."""
 
 from __future__ import annotations
 
+import time
+
 from services import validation
-from services.errors import NotAuthenticated
+from services.account_deletion import AccountDeletion
+from services.errors import NotAuthenticated, NotFound
+from services.refresh_tokens import RefreshTokenReplayed, RefreshTokenStore
 from services.sessions import AuthTokenCodec, Principal, SessionStore
 from services.throttle import LoginThrottle
 from services.users import UserStore, public_user
 
 INVALID_CREDENTIALS = "Invalid email or password"
+WRONG_PASSWORD = "The password is not right."  # noqa: S105 - a message
+INVALID_REFRESH = "This refresh token is not valid. Please log in again."
+REFRESH_REPLAYED = "This refresh token was already used, so this login has been ended for safety. Please log in again."
+SESSION_ENDED = "This login has ended. Please log in again."
 
 
 class Accounts:
     def __init__(self, users: UserStore, sessions: SessionStore, tokens: AuthTokenCodec,
-                 throttle: LoginThrottle):
+                 throttle: LoginThrottle, refresh_tokens: RefreshTokenStore | None = None,
+                 deletion: AccountDeletion | None = None):
         self._users = users
         self._sessions = sessions
         self._tokens = tokens
         self._throttle = throttle
+        self._refresh = refresh_tokens
+        self._deletion = deletion
 
     async def signup(self, body) -> str:
         fields = validation.validated(validation.SIGNUP, body)
         return await self._users.create(fields["name"], fields["email"], fields["password"])
 
-    async def login(self, body, client_address: str | None) -> dict:
+    async def login(self, body, client_address: str | None, user_agent: str = "") -> dict:
         fields = validation.validated(validation.LOGIN, body)
         email = fields["email"]
         await self._throttle.check(email, client_address)
@@ -33,8 +45,18 @@ class Accounts:
             # The same words whether or not the email is registered.
             raise NotAuthenticated(INVALID_CREDENTIALS)
         await self._throttle.reset(email)
-        principal = Principal(user_id=str(user["_id"]), session_id=await self._sessions.start(str(user["_id"])))
-        return {"token": self._tokens.issue(principal), "user": public_user(user)}
+        user_id = str(user["_id"])
+        principal = Principal(user_id=user_id, session_id=await self._sessions.start(user_id, user_agent))
+        # A deletion may have begun while the password was being checked; it ends sessions
+        # after marking the account, so either it ends this one or this check sees the mark.
+        if not await self._users.is_active(user_id):
+            await self._sessions.end(principal)
+            raise NotAuthenticated(INVALID_CREDENTIALS)
+        session = {"token": self._tokens.issue(principal), "user": public_user(user)}
+        if self._refresh is not None:
+            session["refresh_token"] = await self._refresh.issue(principal)
+            session["expires_in"] = self._tokens.ttl_seconds
+        return session
 
     async def authenticate(self, bearer_token: str) -> Principal:
         """The caller behind an auth token, provided its session has not ended."""
@@ -46,5 +68,87 @@ class Accounts:
     async def profile(self, principal: Principal) -> dict:
         return public_user(await self._users.get(principal.user_id), with_created_at=True)
 
-    async def logout(self, principal: Principal) -> None:
+    # ----- staying logged in ------------------------------------------------------------
+
+    async def refresh(self, body) -> dict:
+        """A new pair for the session of the presented refresh token, which is spent."""
+        token = validation.validated(validation.REFRESH, body)["refresh_token"]
+        try:
+            rotation = await self._refresh.rotate(token, access_issued_at=int(time.time()))
+        except RefreshTokenReplayed as replay:
+            await self._end_session(replay.principal)
+            raise NotAuthenticated(REFRESH_REPLAYED) from None
+        if rotation is None:
+            raise NotAuthenticated(INVALID_REFRESH)
+        # The successor is stored by now; this runs after, so a logout or deletion either
+        # came first (the session is gone: clean up here) or comes later (and removes it).
+        if not await self._sessions.extend(rotation.principal):
+            await self._refresh.end_session(rotation.principal.session_id)
+            raise NotAuthenticated(SESSION_ENDED)
+        return {
+            "token": self._tokens.issue(rotation.principal, issued_at=rotation.access_issued_at),
+            "refresh_token": rotation.refresh_token,
+            "expires_in": self._tokens.ttl_seconds,
+        }
+
+    async def sessions(self, principal: Principal) -> list[dict]:
+        return await self._sessions.list_for(principal)
+
+    async def end_session(self, principal: Principal, session_id: str) -> None:
+        """Ends one of the caller's sessions (possibly the current one)."""
+        target = Principal(user_id=principal.user_id, session_id=session_id)
+        if not await self._sessions.end(target):
+            raise NotFound("You have no such session.")
+        if self._refresh is not None:
+            await self._refresh.end_session(session_id)
+
+    async def logout(self, principal: Principal, body=None) -> None:
+        """``body`` None (no body, as the original app sends) ends this session."""
+        scope = "current" if body is None else validation.validated(validation.LOGOUT, body).get("scope", "current")
+        if scope == "current":
+            await self._end_session(principal)
+        elif scope == "others":
+            await self.end_sessions(principal.user_id, except_session=principal.session_id)
+        else:
+            await self.end_sessions(principal.user_id)
+
+    async def end_sessions(self, user_id: str, *, except_session: str | None = None) -> None:
+        # The sessions first: from that moment their tokens are refused. Refresh tokens
+        # of an ended session are useless anyway, and are removed right after.
+        await self._sessions.end_all(user_id, except_session=except_session)
+        if self._refresh is not None:
+            await self._refresh.end_all(user_id, except_session=except_session)
+
+    async def _end_session(self, principal: Principal) -> None:
         await self._sessions.end(principal)
+        if self._refresh is not None:
+            await self._refresh.end_session(principal.session_id)
+
+    # ----- changing the password, leaving ------------------------------------------------
+
+    async def change_password(self, principal: Principal, body, client_address: str | None) -> None:
+        fields = validation.validated(validation.PASSWORD_CHANGE, body)
+        await self._check_password(principal, fields["current_password"], client_address)
+        if not await self._users.set_password(principal.user_id, fields["new_password"]):
+            raise NotFound("This account no longer exists.")
+        await self.end_sessions(principal.user_id, except_session=principal.session_id)
+
+    async def delete_account(self, principal: Principal, body, client_address: str | None) -> None:
+        fields = validation.validated(validation.ACCOUNT_DELETION, body)
+        await self._check_password(principal, fields["password"], client_address)
+        await self._deletion.delete(principal.user_id)
+
+    async def finish_pending_deletions(self) -> int:
+        return await self._deletion.finish_pending()
+
+    async def _check_password(self, principal: Principal, password: str, client_address: str | None) -> None:
+        """The caller's password, throttled as login is (same counters): a stolen token
+        must not become a way to guess the password. The one place the throttle is used
+        outside login."""
+        user = await self._users.get(principal.user_id)
+        email = user["email"]
+        await self._throttle.check(email, client_address)
+        if not await self._users.password_matches(user, password):
+            await self._throttle.record_failure(email, client_address)
+            raise NotAuthenticated(WRONG_PASSWORD)
+        await self._throttle.reset(email)

@@ -41,9 +41,18 @@ class TooManyAttempts(ServiceError):
         self.retry_after = retry_after
 
 
+class FeatureUnavailable(ServiceError):
+    """This deployment does not offer the feature (say, password reset without SMTP_URL)."""
+
+
 class DatabaseUnavailable(ServiceError):
     """The database did not answer in time; the request may be retried. Raised by the
     data layer (services/datastore.py) in place of the driver's own errors."""
 
     def __init__(self, message: str = "The service is temporarily unavailable. Please try again shortly."):
         super().__init__(message)
+
+    @property
+    def reason(self) -> str:
+        """For logs: the name of the driver's error behind it (which kind of outage)."""
+        return type(self.__cause__ or self).__name__

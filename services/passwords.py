@@ -7,6 +7,7 @@ cores checks that many passwords at once while the loop keeps serving everyone e
 from __future__ import annotations
 
 import asyncio
+import threading
 from concurrent.futures import Executor
 
 import bcrypt
@@ -17,6 +18,14 @@ class PasswordHasher:
         self._rounds = rounds
         self._executor = executor
         self._dummy_hash: bytes | None = None
+        self._waiting = 0
+        self._waiting_lock = threading.Lock()  # the loop adds, the bcrypt threads take away
+
+    @property
+    def waiting(self) -> int:
+        """Password hashes and checks queued for a bcrypt thread, not yet started (a metric:
+        when it grows, logins wait on the threads, see BCRYPT_THREADS)."""
+        return self._waiting
 
     async def hash(self, password: str) -> str:
         hashed = await self._run(self._hash_sync, password)
@@ -36,4 +45,21 @@ class PasswordHasher:
         return bcrypt.hashpw(password.encode(), bcrypt.gensalt(self._rounds))
 
     async def _run(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        queued = [True]  # until a thread takes the call; both sides change it under the lock
+        with self._waiting_lock:
+            self._waiting += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self._take, queued, fn, args)
+        finally:
+            # A call cancelled (or refused) before any thread took it stops waiting here.
+            with self._waiting_lock:
+                if queued[0]:
+                    queued[0] = False
+                    self._waiting -= 1
+
+    def _take(self, queued: list, fn, args):
+        with self._waiting_lock:
+            if queued[0]:
+                queued[0] = False
+                self._waiting -= 1
+        return fn(*args)

@@ -22,6 +22,12 @@ JWT_ALGORITHM = "HS256"
 TOKEN_TYPE = "access"  # noqa: S105 - a claim value, not a password
 _REQUIRED_CLAIMS = ["sub", "sid", "iat", "exp", "typ"]
 EXPIRED = "Your session has expired. Please log in again."
+# User-Agent headers can be kilobytes long; what a person needs to recognise a device fits in this.
+MAX_USER_AGENT_CHARS = 200
+# last_used_at is kept to about this precision, so that not every request writes.
+LAST_USED_RESOLUTION = dt.timedelta(seconds=60)
+# A user with more live sessions than this sees the newest ones.
+MAX_SESSIONS_LISTED = 100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,35 +39,89 @@ class Principal:
 
 
 class SessionStore:
+    """Login sessions. Also one of the account's user data owners (deletion ends them all)."""
+
     def __init__(self, db, ttl_seconds: int):
         self._sessions = db["sessions"]
         self._ttl = dt.timedelta(seconds=ttl_seconds)
 
     async def ensure_indexes(self) -> None:
-        # MongoDB removes a session once its token could no longer be valid anyway.
+        # MongoDB removes a session once neither its token nor its refresh token can be valid.
         await self._sessions.create_index("expires_at", expireAfterSeconds=0, name="expires_ttl")
         await self._sessions.create_index("user_id", name="user_id")
+        # The session list: one user's sessions, newest first.
+        await self._sessions.create_index([("user_id", 1), ("created_at", -1)], name="user_id_created_at")
 
-    async def start(self, user_id: str) -> str:
+    async def start(self, user_id: str, user_agent: str = "") -> str:
         now = utcnow()
         session_id = secrets.token_urlsafe(18)
-        await self._sessions.insert_one(
-            {"_id": session_id, "user_id": user_id, "created_at": now, "expires_at": now + self._ttl}
-        )
+        await self._sessions.insert_one({
+            "_id": session_id, "user_id": user_id, "created_at": now, "last_used_at": now,
+            "user_agent": user_agent[:MAX_USER_AGENT_CHARS], "expires_at": now + self._ttl,
+        })
         return session_id
 
     async def is_live(self, principal: Principal) -> bool:
         """Every authenticated request asks this: one read by primary key, the owner and
         the expiry compared here. (The TTL monitor runs about once a minute, so an expired
-        session may still be stored.)"""
+        session may still be stored.) ``last_used_at`` is written only when the document
+        just read says it is stale, so at most about once a minute per session."""
         found = await self._sessions.find_one({"_id": principal.session_id})
         if found is None or found.get("user_id") != principal.user_id:
             return False
         expires_at = found.get("expires_at")
-        return isinstance(expires_at, dt.datetime) and as_utc(expires_at) > utcnow()
+        now = utcnow()
+        if not (isinstance(expires_at, dt.datetime) and as_utc(expires_at) > now):
+            return False
+        last_used = found.get("last_used_at")
+        if not isinstance(last_used, dt.datetime) or now - as_utc(last_used) >= LAST_USED_RESOLUTION:
+            # Conditional: of many requests racing past the read above, one write lands.
+            await self._sessions.update_one(
+                {"_id": principal.session_id, "last_used_at": {"$not": {"$gte": now - LAST_USED_RESOLUTION}}},
+                {"$set": {"last_used_at": now}},
+            )
+        return True
 
-    async def end(self, principal: Principal) -> None:
-        await self._sessions.delete_one({"_id": principal.session_id, "user_id": principal.user_id})
+    async def extend(self, principal: Principal) -> bool:
+        """A refresh: the session lives on for another full lifetime from now. False if
+        it has ended (logged out, revoked, expired): then nothing is changed."""
+        now = utcnow()
+        result = await self._sessions.update_one(
+            {"_id": principal.session_id, "user_id": principal.user_id, "expires_at": {"$gt": now}},
+            {"$set": {"expires_at": now + self._ttl, "last_used_at": now}},
+        )
+        return result.matched_count == 1
+
+    async def list_for(self, principal: Principal) -> list[dict]:
+        """The user's live sessions, newest first, as plain values."""
+        now = utcnow()
+        cursor = self._sessions.find({"user_id": principal.user_id, "expires_at": {"$gt": now}}) \
+            .sort("created_at", -1).limit(MAX_SESSIONS_LISTED)
+        return [{
+            "id": doc["_id"],
+            "created_at": iso_utc(doc["created_at"]),
+            "last_used_at": iso_utc(doc.get("last_used_at") or doc["created_at"]),
+            "user_agent": doc.get("user_agent", ""),
+            "current": doc["_id"] == principal.session_id,
+        } async for doc in cursor]
+
+    async def end(self, principal: Principal) -> bool:
+        """Ends one session of this user; False if there was none such."""
+        result = await self._sessions.delete_one({"_id": principal.session_id, "user_id": principal.user_id})
+        return result.deleted_count == 1
+
+    async def end_all(self, user_id: str, *, except_session: str | None = None) -> None:
+        query: dict = {"user_id": user_id}
+        if except_session is not None:
+            query["_id"] = {"$ne": except_session}
+        await self._sessions.delete_many(query)
+
+    async def delete_user_data(self, user_id: str) -> None:
+        await self.end_all(user_id)
+
+
+def iso_utc(moment: dt.datetime) -> str:
+    return as_utc(moment).astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 class AuthTokenCodec:
@@ -79,8 +139,18 @@ class AuthTokenCodec:
         # A cached verification stays good only while the token itself is: until its exp.
         self._verified = VerifiedTokens(self._decode, lambda expires, now: now < expires, EXPIRED)
 
-    def issue(self, principal: Principal) -> str:
-        now = int(time.time())
+    @property
+    def ttl_seconds(self) -> int:
+        return self._ttl
+
+    @property
+    def signing_secrets(self) -> tuple[str, ...]:
+        return self._secrets
+
+    def issue(self, principal: Principal, issued_at: int | None = None) -> str:
+        """A token for this session. The same ``issued_at`` (and secret) gives the same
+        token byte for byte, which is how a retried refresh gets the pair it lost."""
+        now = int(time.time()) if issued_at is None else issued_at
         claims = {
             "sub": principal.user_id,
             "sid": principal.session_id,

@@ -8,7 +8,7 @@ Every field is checked for its type first, so an operator object such as
 from __future__ import annotations
 
 from email_validator import EmailNotValidError, validate_email
-from schema import And, Schema, SchemaError, Use
+from schema import And, Optional, Schema, SchemaError, Use
 
 from services.errors import InvalidInput
 
@@ -58,10 +58,38 @@ _MISSING = {
     "name": "Name is required.",
     "email": "Email is required.",
     "password": "Password is required.",
+    "refresh_token": "refresh_token is required.",
+    "current_password": "Your current password is required.",
+    "new_password": "A new password is required.",
+    "token": "The reset token is required.",
 }
 
 SIGNUP = Schema({"name": NAME, "email": EMAIL, "password": PASSWORD}, ignore_extra_keys=True)
 LOGIN = Schema({"email": EMAIL, "password": PASSWORD}, ignore_extra_keys=True)
+
+# Opaque tokens we issue are 43 characters; the bound keeps junk from being hashed
+# (but lets a mistaken JWT through, to be told it is not a refresh token).
+MAX_OPAQUE_TOKEN_CHARS = 1000
+OPAQUE_TOKEN = And(str, lambda v: 0 < len(v) <= MAX_OPAQUE_TOKEN_CHARS,
+                   error="The token must be the text this service issued.")
+LOGOUT_SCOPES = ("current", "others", "all")
+REFRESH = Schema({"refresh_token": OPAQUE_TOKEN}, ignore_extra_keys=True)
+LOGOUT = Schema({Optional("scope"): And(str, lambda v: v in LOGOUT_SCOPES,
+                                        error="scope must be one of: current, others, all.")},
+                ignore_extra_keys=True)
+# A wrong current password is a 401, so any text is accepted here, however it is shaped.
+CURRENT_PASSWORD = And(str, lambda v: 0 < len(v.encode("utf-8")) <= MAX_PASSWORD_BYTES,
+                       error="Your current password must be the text you log in with.")
+NEW_PASSWORD = And(
+    str, _password_fits,
+    error=f"The new password must be text of {MIN_PASSWORD_BYTES} to {MAX_PASSWORD_BYTES} bytes "
+          f"(up to {MAX_PASSWORD_BYTES} plain letters, fewer with accents or emoji).",
+)
+PASSWORD_CHANGE = Schema({"current_password": CURRENT_PASSWORD, "new_password": NEW_PASSWORD},
+                         ignore_extra_keys=True)
+ACCOUNT_DELETION = Schema({"password": CURRENT_PASSWORD}, ignore_extra_keys=True)
+RESET_REQUEST = Schema({"email": EMAIL}, ignore_extra_keys=True)
+RESET_CONFIRM = Schema({"token": OPAQUE_TOKEN, "new_password": NEW_PASSWORD}, ignore_extra_keys=True)
 
 
 def validated(schema: Schema, body) -> dict:
@@ -69,7 +97,7 @@ def validated(schema: Schema, body) -> dict:
     if not isinstance(body, dict):
         raise InvalidInput("The request body must be a JSON object.")
     for key in schema.schema:
-        if key not in body:
+        if isinstance(key, str) and key not in body:
             raise InvalidInput(_MISSING.get(key, f"{key} is required."))
     try:
         return schema.validate(body)

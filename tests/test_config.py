@@ -76,6 +76,64 @@ def test_env_example_documents_every_setting():
     assert documented == settings | {"JWT_SECRET", "JWT_PREVIOUS_SECRETS"}
 
 
+def test_operations_defaults():
+    config = load_config(env={})
+    assert (config.host, config.web_concurrency, config.log_level, config.metrics_token) == ("127.0.0.1", 1, "info", "")
+
+
+def test_operations_settings_from_the_environment():
+    config = load_config(env={"HOST": "192.0.2.10", "WEB_CONCURRENCY": "4", "LOG_LEVEL": "DEBUG",
+                              "METRICS_TOKEN": " t0ken ", "MONGODB_URI": "mongodb://db:27017/video_app"})
+    assert (config.host, config.web_concurrency, config.log_level, config.metrics_token) == \
+        ("192.0.2.10", 4, "debug", "t0ken")
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"WEB_CONCURRENCY": "2"}, "WEB_CONCURRENCY above 1 needs MONGODB_URI"),
+    ({"WEB_CONCURRENCY": "0", "MONGODB_URI": "mongodb://db/x"}, "WEB_CONCURRENCY must be at least 1"),
+    ({"WEB_CONCURRENCY": "two"}, "WEB_CONCURRENCY must be a int"),
+    ({"LOG_LEVEL": "verbose"}, "LOG_LEVEL must be one of debug, info, warning, error"),
+    ({"HOST": " "}, "HOST must name an address"),
+])
+def test_operations_settings_refused(env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(env=env)
+
+
+def test_metrics_token_comes_from_the_environment_only(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("metrics_token: in-a-file\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="metrics_token"):
+        load_config(env={}, path=path)
+
+
+def test_dotenv_fills_what_the_environment_leaves_unset(tmp_path, monkeypatch):
+    from server.config import read_dotenv
+
+    (tmp_path / ".env").write_text("LOG_LEVEL=debug\nDASHBOARD_VIDEO_COUNT=7\n", encoding="utf-8")
+    monkeypatch.setenv("LOG_LEVEL", "warning")
+    monkeypatch.delenv("DASHBOARD_VIDEO_COUNT", raising=False)
+    assert read_dotenv(tmp_path / ".env") is True
+    config = load_config()
+    assert (config.log_level, config.dashboard_video_count) == ("warning", 7)
+    monkeypatch.delenv("DASHBOARD_VIDEO_COUNT")  # read_dotenv set it in os.environ
+    assert read_dotenv(tmp_path / "missing.env") is False
+def test_account_defaults_follow_the_contract():
+    config = load_config(env={})
+    assert (config.refresh_ttl_seconds, config.refresh_reuse_grace_seconds) == (30 * 86400, 10)
+    assert config.password_reset_ttl_seconds == 30 * 60
+    assert config.smtp_url == "" and "{token}" in config.password_reset_url
+
+
+@pytest.mark.parametrize("env", [{"SMTP_URL": "http://mail.example.com"}, {"SMTP_URL": "smtp://u:p@host:port"},
+                                 {"PASSWORD_RESET_URL": "videoapp://reset"}, {"REFRESH_TTL_SECONDS": "0"},
+                                 {"REFRESH_REUSE_GRACE_SECONDS": "-1"}, {"PASSWORD_RESET_TTL_SECONDS": "0"}])
+def test_account_settings_that_cannot_work_are_refused(env):
+    with pytest.raises(ConfigError) as raised:
+        load_config(env=env)
+    assert ":p@" not in str(raised.value)
+
+
 def test_the_mongodb_driver_is_motor_unless_pymongo_is_chosen():
     assert load_config(env={}).mongodb_driver == "motor"
     assert load_config(env={"MONGODB_DRIVER": "pymongo"}).mongodb_driver == "pymongo"

@@ -93,13 +93,22 @@ class LiveServer:
     url: str
     email: str
     token: str  # the fuzzing user's bearer token; never logged out
+    leaver_email: str  # logs in afresh for each logout, which may end all of its sessions
     # (video id, playback token) to put into a generated request; None keeps the generated value.
     playback_cases: list[tuple[str | None, str | None]]
     playable: tuple[str, str]  # a video id and the fuzzing user's playback token for it
 
+    def fresh_refresh_token(self) -> str:
+        """A refresh token of a login of its own, for a refresh to spend."""
+        reply = requests.post(f"{self.url}/auth/login", json={"email": self.leaver_email, "password": PASSWORD},
+                              timeout=10)
+        assert reply.status_code == 200, reply.text
+        return reply.json()["refresh_token"]
+
     def fresh_token(self) -> str:
-        """A bearer token of its own, for a logout to revoke."""
-        return _login(self.url, self.email)
+        """A bearer token of its own, for a logout to revoke: another user's, since a
+        logout with scope `others` or `all` ends every session of its user."""
+        return _login(self.url, self.leaver_email)
 
 
 def _login(url: str, email: str) -> str:
@@ -159,6 +168,7 @@ def live_server():
         (first, first_token), (second, second_token) = [(v["id"], v["playback_token"]) for v in videos]
         _, others_videos = _new_user(url, "other@example.com")
         gone, gone_videos = _new_user(url, "gone@example.com")
+        _new_user(url, "leaver@example.com")
         reply = requests.post(f"{url}/auth/logout", headers={"Authorization": f"Bearer {gone}"}, timeout=10)
         assert reply.status_code == 200, reply.text
         # Tokens the dashboard never hands out, minted as the server mints them.
@@ -179,7 +189,7 @@ def live_server():
             (inactive_id, signer.sign(inactive_id, principal)),  # 403: not active
             (absent, signer.sign(absent, principal)),  # 404
         ]
-        yield LiveServer(url, email, token, playback_cases, playable=(first, first_token))
+        yield LiveServer(url, email, token, "leaver@example.com", playback_cases, playable=(first, first_token))
 
 
 def _needs_bearer(operation) -> bool:
@@ -211,6 +221,8 @@ def test_server_conforms_to_its_openapi_document(case, live_server):
             case.query = {**(case.query or {}), "token": token}
         if operation.path.endswith("/play") and pick("accept", [False, True]):
             case.headers = {**(case.headers or {}), "Accept": "application/json"}
+    if operation.path == "/auth/refresh" and isinstance(case.body, dict) and pick("refresh", [False, True]):
+        case.body = {**case.body, "refresh_token": live_server.fresh_refresh_token()}  # a 200 to check
     if _needs_bearer(operation) and pick("bearer", [True, True, True, False]):
         token = live_server.fresh_token() if operation.path == "/auth/logout" else live_server.token
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}

@@ -9,22 +9,26 @@ import json
 import logging
 
 import pytest
+from tornado.httputil import HTTPHeaders
 
-from server.logs import AccessLog, access_log
+from server.logs import USER_AGENT_CHARS, AccessLog, access_log
 
 
 class FakeRequest:
-    def __init__(self, method: str, path: str):
+    def __init__(self, method: str, path: str, headers: dict | None = None, remote_ip: str = "203.0.113.7"):
         self.method = method
         self.path = path
+        self.headers = HTTPHeaders(headers or {})
+        self.remote_ip = remote_ip
 
     def request_time(self) -> float:
         return 0.012345
 
 
 class FakeHandler:
-    def __init__(self, status: int, path: str = "/dashboard", method: str = "GET", request_id: str = "rid-1"):
-        self.request = FakeRequest(method, path)
+    def __init__(self, status: int, path: str = "/dashboard", method: str = "GET", request_id: str = "rid-1",
+                 headers: dict | None = None):
+        self.request = FakeRequest(method, path, headers)
         self.request_id = request_id
         self._status = status
 
@@ -92,6 +96,39 @@ def test_any_path_comes_out_as_valid_json_with_the_same_text(path):
     [entry] = lines(stream)
     assert entry["path"] == path and entry["method"] == 'G"T'
     assert stream.getvalue().isascii()
+
+
+def logged_once(access: AccessLog, stream: io.StringIO, handler: FakeHandler) -> dict:
+    async def one_request():
+        access(handler)
+
+    asyncio.run(one_request())
+    access.flush()
+    [entry] = lines(stream)
+    return entry
+
+
+@pytest.mark.parametrize(("trust_proxy", "expected"), [(False, "203.0.113.7"), (True, "198.51.100.9")])
+def test_the_client_address_honours_trust_proxy(trust_proxy, expected):
+    stream = io.StringIO()
+    headers = {"X-Forwarded-For": "10.0.0.1, 198.51.100.9", "User-Agent": "VideoApp/1.4 (iPhone)"}
+    entry = logged_once(AccessLog(stream, trust_proxy=trust_proxy), stream, FakeHandler(200, headers=headers))
+    assert entry["client"] == expected
+    assert entry["user_agent"] == "VideoApp/1.4 (iPhone)"
+
+
+def test_the_user_agent_is_cut_short_and_stays_valid_json():
+    stream = io.StringIO()
+    agent = 'evil"\\agent\u2028é' + "x" * 5000
+    entry = logged_once(AccessLog(stream), stream, FakeHandler(200, headers={"User-Agent": agent}))
+    assert entry["user_agent"] == agent[:USER_AGENT_CHARS]
+    assert stream.getvalue().isascii()
+    assert len(stream.getvalue()) < 1000
+
+
+def test_no_user_agent_is_an_empty_string():
+    stream = io.StringIO()
+    assert logged_once(AccessLog(stream), stream, FakeHandler(200))["user_agent"] == ""
 
 
 def test_the_access_logger_level_still_decides():

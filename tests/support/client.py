@@ -101,9 +101,10 @@ class Api:
 
 
 def request(port: int, method: str, path: str, *, json_body=None, token: str | None = None,
-            headers: Mapping[str, str] | None = None, timeout: float = REQUEST_TIMEOUT_SECONDS) -> Reply:
-    """One blocking HTTP request on a fresh connection to 127.0.0.1; never raises on a
-    status. ``seconds`` is the wall time from connecting to the end of the body."""
+            headers: Mapping[str, str] | None = None, timeout: float = REQUEST_TIMEOUT_SECONDS,
+            host: str = HOST) -> Reply:
+    """One blocking HTTP request on a fresh connection (to 127.0.0.1 unless ``host``);
+    never raises on a status. ``seconds`` is the wall time from connecting to the end of the body."""
     headers = dict(headers or {})
     body = None
     if token is not None:
@@ -112,7 +113,7 @@ def request(port: int, method: str, path: str, *, json_body=None, token: str | N
         body = json.dumps(json_body).encode()
         headers.setdefault("Content-Type", "application/json")
     started = time.monotonic()
-    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request(method, path, body=body, headers=headers)
         response = conn.getresponse()

