@@ -38,7 +38,7 @@ lint: $(DEV_STAMP) ## ruff
 
 # Needs wrk (apt-get install -y wrk). Takes a few minutes; BENCH_SECONDS=2 for a quick run.
 bench: $(RUNTIME_STAMP) ## the performance harness (needs wrk; see bench/README.md)
-	$(PY) bench/run.py
+	$(PY) -m bench.run
 
 # The schemathesis fuzz test with 500 generated requests per operation (`make test` runs 25).
 fuzz: $(DEV_STAMP) ## the OpenAPI fuzzer with 500 requests per operation

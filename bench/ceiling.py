@@ -10,7 +10,7 @@ It also answers POST /login with one bcrypt check (at BCRYPT_ROUNDS, on BCRYPT_T
 threads, as the API is configured) and nothing else: under the login storm it is the
 best any Tornado process could do on this machine, the reference for the API's storm.
 
-    PORT=8123 BCRYPT_ROUNDS=12 BCRYPT_THREADS=3 python bench/ceiling.py
+    PORT=8123 BCRYPT_ROUNDS=12 BCRYPT_THREADS=3 python -m bench.ceiling
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
 import tornado.web
 from tornado.httpserver import HTTPServer
 
+from tests.support import PASSWORD, serve_until_signalled
+
 BODY = json.dumps({"status": "ok"}, separators=(",", ":"))
-PASSWORD = b"bench-password-0123"
 
 
 class OkHandler(tornado.web.RequestHandler):
@@ -43,7 +43,7 @@ class LoginHandler(tornado.web.RequestHandler):
         self.hashed = hashed
 
     async def post(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self.executor, bcrypt.checkpw, PASSWORD, self.hashed)
+        await asyncio.get_running_loop().run_in_executor(self.executor, bcrypt.checkpw, PASSWORD.encode(), self.hashed)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.finish(BODY)
 
@@ -55,20 +55,12 @@ def _no_access_log(handler) -> None:
 
 async def serve(port: int, rounds: int, threads: int) -> None:
     executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bcrypt")
-    hashed = bcrypt.hashpw(PASSWORD, bcrypt.gensalt(rounds))
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds))
     app = tornado.web.Application(
         [(r"/login", LoginHandler, {"executor": executor, "hashed": hashed}), (r"/.*", OkHandler)],
         log_function=_no_access_log,
     )
-    server = HTTPServer(app)
-    server.listen(port, address="127.0.0.1")
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
-    await stopping.wait()
-    server.stop()
-    await server.close_all_connections()
+    await serve_until_signalled(HTTPServer(app), port)
     executor.shutdown(wait=False, cancel_futures=True)
 
 

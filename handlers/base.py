@@ -14,7 +14,6 @@ import secrets
 import tornado.web
 
 from services.errors import (
-    DATABASE_DOWN_ERRORS,
     Conflict,
     DatabaseUnavailable,
     FeatureUnavailable,
@@ -209,8 +208,6 @@ class BaseHandler(tornado.web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs) -> None:
         error = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(error, DATABASE_DOWN_ERRORS):
-            error = DatabaseUnavailable(DEFAULT_MESSAGES[503])
         if isinstance(error, DatabaseUnavailable):
             self.application.metrics.database_unavailable()
         if isinstance(error, ServiceError):
@@ -231,11 +228,12 @@ class BaseHandler(tornado.web.RequestHandler):
         self.finish(JSON.encode({"error": message}))
 
     def log_exception(self, typ, value, tb) -> None:
+        if isinstance(value, DatabaseUnavailable):
+            # The driver's error it stands for, by name: which outage this was.
+            log.warning("database unavailable", extra={"request_id": self.request_id, "error": value.reason})
+            return
         if isinstance(value, (ServiceError, tornado.web.HTTPError)):
             return  # an expected answer, already in the access log with its status
-        if isinstance(value, DATABASE_DOWN_ERRORS):
-            log.warning("database unavailable", extra={"request_id": self.request_id, "error": type(value).__name__})
-            return
         # The stack trace goes to the log with the request id; the client gets neither.
         log.error("unexpected error", exc_info=(typ, value, tb),
                   extra={"request_id": self.request_id, "method": self.request.method, "path": self.request.path})

@@ -13,9 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from seeds.loader import CatalogError, load_catalog, read_catalog
 from server.app import build_services
 from server.config import ConfigError, load_config, read_dotenv
-from server.database import connect, describe
+from server.database import close, connect, describe
 from server.logs import configure_logging
-from services.errors import DATABASE_DOWN_ERRORS
+from services.errors import DatabaseUnavailable
 
 log = logging.getLogger("seeds")
 
@@ -28,7 +28,7 @@ async def seed(config) -> int:
             await services.ensure_indexes()
             added = await load_catalog(services.catalog, read_catalog())
     finally:
-        client.close()
+        await close(client)
     log.info("catalog seeded", extra={"database": describe(config), "new_videos": added})
     if config.uses_embedded_store:
         log.warning("MONGODB_URI is not set: this seeded the embedded store, which is gone when this command exits")
@@ -45,12 +45,12 @@ def main() -> int:
     except (ConfigError, CatalogError) as error:
         log.error(str(error))
         return 2
-    except DATABASE_DOWN_ERRORS as error:
+    except DatabaseUnavailable as error:
         # One line a person reads in the deploy output, not the driver's traceback: the
         # release fails, so the platform keeps the previous version running.
         log.error(f"the database at {describe(config)} did not answer within {config.mongodb_timeout_ms} ms; "
                   "nothing was seeded (is MONGODB_URI right, and is the database up?)",
-                  extra={"error": type(error).__name__})
+                  extra={"error": error.reason})
         return 1
     return 0
 

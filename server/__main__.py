@@ -23,9 +23,9 @@ from handlers.openapi import openapi_json
 from seeds.loader import seed_if_empty
 from server.app import VideoApp, build_services, make_http_server
 from server.config import Config, ConfigError, load_config, read_dotenv
-from server.database import connect, describe
+from server.database import close, connect, describe
 from server.logs import configure_logging
-from services.errors import DATABASE_DOWN_ERRORS
+from services.errors import DatabaseUnavailable
 
 log = logging.getLogger("server")
 PREPARE_RETRY_SECONDS = 5
@@ -43,8 +43,8 @@ async def prepare_database(services) -> None:
         try:
             await services.ensure_indexes()
             added = await seed_if_empty(services.catalog)
-        except DATABASE_DOWN_ERRORS as error:
-            log.warning("database not reachable yet; retrying", extra={"error": type(error).__name__})
+        except DatabaseUnavailable as error:
+            log.warning("database not reachable yet; retrying", extra={"error": error.reason})
             await asyncio.sleep(PREPARE_RETRY_SECONDS)
             continue
         if added:
@@ -59,9 +59,9 @@ async def finish_deletions(services) -> None:
     while True:
         try:
             await services.accounts.finish_pending_deletions()
-        except DATABASE_DOWN_ERRORS as error:
+        except DatabaseUnavailable as error:
             log.warning("could not finish pending account deletions; retrying",
-                        extra={"error": type(error).__name__})
+                        extra={"error": error.reason})
             await asyncio.sleep(PREPARE_RETRY_SECONDS)
             continue
         await asyncio.sleep(DELETION_SWEEP_SECONDS)
@@ -116,7 +116,7 @@ async def serve(config: Config, started: asyncio.Future | None = None,
     except TimeoutError:
         log.warning("password reset mails still queued at shutdown were not sent")
     await server.close_all_connections()
-    client.close()
+    await close(client)
     executor.shutdown(wait=False, cancel_futures=True)
     app.access_log.flush()
     log.info("stopped")

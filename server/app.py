@@ -30,6 +30,7 @@ from server.logs import AccessLog
 from server.metrics import Metrics
 from services.account_deletion import AccountDeletion
 from services.accounts import Accounts
+from services.datastore import guarded
 from services.health import DatabaseHealth
 from services.mail import LogMailer, SmtpMailer, parse_smtp_url
 from services.password_reset import PasswordResets, ResetTokenStore
@@ -89,6 +90,8 @@ class Services:
 
 
 def build_services(config: Config, db, executor: Executor) -> Services:
+    # Every store reaches the database through the guard: outages become DatabaseUnavailable.
+    db = guarded(db)
     # A session lives as long as a token of it can: its access token, or its refresh
     # token (each refresh extends it by this much again).
     sessions = SessionStore(db, ttl_seconds=max(config.jwt_ttl_seconds, config.refresh_ttl_seconds))

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config.yaml"
 MIN_SECRET_BYTES = 32
+MONGODB_DRIVERS = ("motor", "pymongo")
 
 
 class ConfigError(Exception):
@@ -37,6 +38,7 @@ class Config:
     mongodb_uri: str = ""
     mongodb_database: str = "video_app"
     mongodb_timeout_ms: int = 2500
+    mongodb_driver: str = "motor"  # motor | pymongo (PyMongo's own AsyncMongoClient)
 
     # Newest first: the first secret signs, every one of them verifies (key rotation).
     jwt_secrets: tuple[str, ...] = ()
@@ -167,6 +169,8 @@ def _checked(config: Config, secret_was_given: bool, problems: list[str] | None 
     problems = list(problems or ())
     if config.app_env not in ("development", "production"):
         problems.append(f"APP_ENV must be 'development' or 'production', not {config.app_env!r}")
+    if config.mongodb_driver not in MONGODB_DRIVERS:
+        problems.append(f"MONGODB_DRIVER must be one of {', '.join(MONGODB_DRIVERS)}, not {config.mongodb_driver!r}")
     if config.is_production:
         if not secret_was_given:
             problems.append("APP_ENV=production needs JWT_SECRET (at least 32 bytes) in the environment")

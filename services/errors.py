@@ -4,8 +4,6 @@ Handlers map each class to an HTTP status in one table (handlers/base.py); the
 services themselves know nothing of HTTP.
 """
 
-from pymongo import errors as mongo_errors
-
 
 class ServiceError(Exception):
     """Base of every expected failure. ``str(error)`` is safe to show to a user."""
@@ -55,13 +53,13 @@ class Overloaded(ServiceError):
 
 
 class DatabaseUnavailable(ServiceError):
-    """The database did not answer in time; the request may be retried."""
+    """The database did not answer in time; the request may be retried. Raised by the
+    data layer (services/datastore.py) in place of the driver's own errors."""
 
+    def __init__(self, message: str = "The service is temporarily unavailable. Please try again shortly."):
+        super().__init__(message)
 
-# The driver's errors that mean "the database is not reachable right now", as opposed
-# to "the database refused this operation". Both Motor and PyMongo's async client raise these.
-DATABASE_DOWN_ERRORS = (
-    mongo_errors.ConnectionFailure,  # includes AutoReconnect, NetworkTimeout, ServerSelectionTimeoutError
-    mongo_errors.ExecutionTimeout,
-    mongo_errors.WTimeoutError,
-)
+    @property
+    def reason(self) -> str:
+        """For logs: the name of the driver's error behind it (which kind of outage)."""
+        return type(self.__cause__ or self).__name__

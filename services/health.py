@@ -1,6 +1,6 @@
 """Whether the database answers, for the readiness probe."""
 
-from services.errors import DATABASE_DOWN_ERRORS
+from services.errors import DatabaseUnavailable
 
 
 class DatabaseHealth:
@@ -10,6 +10,6 @@ class DatabaseHealth:
     async def database_answers(self) -> bool:
         try:
             await self._db.command("ping")
-        except DATABASE_DOWN_ERRORS:
+        except DatabaseUnavailable:  # the data layer's guard (services/datastore.py)
             return False
         return True

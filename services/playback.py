@@ -8,7 +8,6 @@ the JWT's, and neither kind of token can pass for the other.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
 from collections import OrderedDict
 from urllib.parse import quote
@@ -18,12 +17,12 @@ from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 from services.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
 from services.ids import canonical_video_id
 from services.sessions import Principal, SessionStore
+from services.tokens import VerifiedTokens
 from services.videos import VideoCatalog, embed_url
 
 PLAYBACK_SALT = "video-app.playback-token.v1"
 TOKEN_REUSE_SECONDS = 30
 RECENT_TOKENS_KEPT = 8192
-VERIFIED_TOKEN_CACHE_SIZE = 4096
 EXPIRED = "This playback link has expired. Go back to the dashboard for a new one."
 INVALID = "This playback link is not valid."
 
@@ -35,7 +34,7 @@ class PlaybackGrant:
 
 
 class PlaybackSigner:
-    """``secrets`` newest first, as for the JWT: the newest signs, all verify.
+    """``signing_keys`` newest first, as for the JWT: the newest signs, all verify.
 
     Every app launch asks for the dashboard, so the same user would get the same
     videos signed again and again. A token minted less than ``reuse_seconds`` ago for
@@ -43,14 +42,13 @@ class PlaybackSigner:
     same, and only expires that much sooner.
     """
 
-    def __init__(self, secrets: tuple[str, ...], max_age_seconds: int, reuse_seconds: float = 0):
+    def __init__(self, signing_keys: tuple[str, ...], max_age_seconds: int, reuse_seconds: float = 0):
         # itsdangerous signs with the *last* key of the list and verifies with any.
-        self._serializer = URLSafeTimedSerializer(list(reversed(secrets)), salt=PLAYBACK_SALT)
+        self._serializer = URLSafeTimedSerializer(list(reversed(signing_keys)), salt=PLAYBACK_SALT)
         self._max_age = max_age_seconds
         self._reuse_seconds = min(reuse_seconds, max_age_seconds / 10)
         self._recent: OrderedDict[tuple[str, Principal], tuple[float, str]] = OrderedDict()
-        # Bounded, per signer (so per set of keys), as for the auth token.
-        self._verified = functools.lru_cache(maxsize=VERIFIED_TOKEN_CACHE_SIZE)(self._decode)
+        self._verified = VerifiedTokens(self._decode, self._is_current, EXPIRED)
 
     def sign(self, video_id: str, principal: Principal) -> str:
         key = (video_id, principal)
@@ -65,13 +63,12 @@ class PlaybackSigner:
         return token
 
     def verify(self, token: str) -> PlaybackGrant:
-        grant, signed_at = self._verified(token)
-        # A cached verification stays good only while the token itself is: the same age
-        # test itsdangerous makes, in whole seconds.
-        age = int(time.time()) - signed_at
-        if age > self._max_age or age < 0:
-            raise NotAuthenticated(EXPIRED)
-        return grant
+        return self._verified.verify(token)
+
+    def _is_current(self, signed_at: int, now: float) -> bool:
+        """A cached verification stays good only while the token itself is: the same age
+        test itsdangerous makes, in whole seconds."""
+        return 0 <= int(now) - signed_at <= self._max_age
 
     def _decode(self, token: str) -> tuple[PlaybackGrant, int]:
         """Signature and payload, checked once per token: a player asks for the same

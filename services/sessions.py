@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import secrets
 import time
 
@@ -17,11 +16,12 @@ import jwt
 
 from services.clock import as_utc, utcnow
 from services.errors import NotAuthenticated
+from services.tokens import VerifiedTokens
 
 JWT_ALGORITHM = "HS256"
 TOKEN_TYPE = "access"  # noqa: S105 - a claim value, not a password
 _REQUIRED_CLAIMS = ["sub", "sid", "iat", "exp", "typ"]
-VERIFIED_TOKEN_CACHE_SIZE = 4096
+EXPIRED = "Your session has expired. Please log in again."
 # User-Agent headers can be kilobytes long; what a person needs to recognise a device fits in this.
 MAX_USER_AGENT_CHARS = 200
 # last_used_at is kept to about this precision, so that not every request writes.
@@ -135,18 +135,17 @@ def _is_number(value) -> bool:
 class AuthTokenCodec:
     """Issues and verifies the auth JWT: HS256 only, every claim required.
 
-    ``secrets`` is newest first: the first signs, all verify, so a secret can be
+    ``signing_keys`` is newest first: the first signs, all verify, so a secret can be
     rotated without logging everybody out.
     """
 
-    def __init__(self, secrets: tuple[str, ...], ttl_seconds: int):
-        if not secrets:
+    def __init__(self, signing_keys: tuple[str, ...], ttl_seconds: int):
+        if not signing_keys:
             raise ValueError("at least one JWT secret is needed")
-        self._secrets = secrets
+        self._secrets = signing_keys
         self._ttl = ttl_seconds
-        # Bounded, per codec (so per set of secrets): a flood of distinct valid tokens
-        # evicts old entries instead of growing memory.
-        self._verified = functools.lru_cache(maxsize=VERIFIED_TOKEN_CACHE_SIZE)(self._decode)
+        # A cached verification stays good only while the token itself is: until its exp.
+        self._verified = VerifiedTokens(self._decode, lambda expires, now: now < expires, EXPIRED)
 
     @property
     def ttl_seconds(self) -> int:
@@ -170,11 +169,7 @@ class AuthTokenCodec:
         return jwt.encode(claims, self._secrets[0], algorithm=JWT_ALGORITHM)
 
     def verify(self, token: str) -> Principal:
-        principal, expires = self._verified(token)
-        # A cached verification stays good only while the token itself is.
-        if expires <= time.time():
-            raise NotAuthenticated("Your session has expired. Please log in again.")
-        return principal
+        return self._verified.verify(token)
 
     def _decode(self, token: str) -> tuple[Principal, int]:
         """Signature and claims, checked once per token: every request of a session
@@ -187,7 +182,7 @@ class AuthTokenCodec:
             except jwt.InvalidSignatureError:
                 continue  # perhaps signed with an older secret
             except jwt.ExpiredSignatureError:
-                raise NotAuthenticated("Your session has expired. Please log in again.") from None
+                raise NotAuthenticated(EXPIRED) from None
             except jwt.InvalidTokenError:
                 break
             # PyJWT checks the time claims' values but not their JSON types ("exp": "4102444800"

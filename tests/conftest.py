@@ -13,13 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from seeds.loader import CATALOG_PATH, load_catalog, read_catalog
-from server.app import VideoApp, build_services, make_http_server
+from server.app import VideoApp
 from server.config import load_config
-from server.database import connect
-from tests.helpers import Api
-
-TEST_SECRET = "test-secret-long-enough-for-hs256-and-hs512-0123456789abcdefghijklmnop"
+from server.database import close, connect
+from tests.support import HOST, TEST_SECRET, Api, close_server, listen, prepared_services
 
 
 @pytest.fixture
@@ -55,19 +52,12 @@ def database(config, io_loop):
     yield db
     if not config.uses_embedded_store:
         io_loop.run_sync(lambda: client.drop_database(db.name))
-    client.close()
+    io_loop.run_sync(lambda: close(client))
 
 
 @pytest.fixture
 def services(config, database, executor, io_loop):
-    built = build_services(config, database, executor)
-
-    async def prepare():
-        await built.ensure_indexes()
-        await load_catalog(built.catalog, read_catalog(CATALOG_PATH))
-
-    io_loop.run_sync(prepare)
-    return built
+    return io_loop.run_sync(lambda: prepared_services(config, database, executor))
 
 
 @pytest.fixture
@@ -76,13 +66,27 @@ def app(config, services):
 
 
 @pytest.fixture
-def http_server(app, io_loop, _unused_port):
-    """pytest-tornado's server, but built as production builds it (body limit, timeouts)."""
-    server = make_http_server(app)
-    server.add_socket(_unused_port[0])
-    yield server
-    server.stop()
-    io_loop.run_sync(server.close_all_connections, timeout=10)
+def _listening(app, io_loop):
+    """The app served as production builds it (body limit, timeouts) on a free port."""
+    server, port = listen(app)
+    yield server, port
+    io_loop.run_sync(lambda: close_server(server), timeout=10)
+
+
+@pytest.fixture
+def http_server(_listening):
+    return _listening[0]
+
+
+@pytest.fixture
+def http_port(_listening) -> int:
+    """Replaces pytest-tornado's own, so that its port fixtures are never used."""
+    return _listening[1]
+
+
+@pytest.fixture
+def base_url(http_port) -> str:
+    return f"http://{HOST}:{http_port}"
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from services.passwords import PasswordHasher
 from services.refresh_tokens import RefreshTokenStore
 from services.sessions import Principal, SessionStore
 from services.users import UserStore
-from tests.helpers import PASSWORD, query_token
+from tests.support import PASSWORD, query_token
 
 ANN = {"email": "ann@example.com", "password": PASSWORD}
 PER_USER_COLLECTIONS = ("sessions", "refresh_tokens", "password_reset_tokens")

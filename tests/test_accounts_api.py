@@ -9,13 +9,10 @@ import re
 
 import jwt
 import pytest
-from tornado.httpserver import HTTPServer
-from tornado.testing import bind_unused_port
 
 from server.app import VideoApp, build_services
 from services.sessions import AuthTokenCodec, Principal
-from tests.conftest import TEST_SECRET
-from tests.helpers import PASSWORD, Api
+from tests.support import HOST, PASSWORD, TEST_SECRET, Api, close_server, listen
 
 SIGNUP = {"name": "Ann", "email": "ann@example.com", "password": PASSWORD}
 
@@ -226,10 +223,8 @@ async def test_logout_on_one_server_is_honoured_by_another_sharing_the_database(
         api, config, database, executor):
     # A second Application with its own services over the same database: two processes, one DB.
     other_app = VideoApp(config, build_services(config, database, executor))
-    sock, port = bind_unused_port()
-    other_server = HTTPServer(other_app)
-    other_server.add_sockets([sock])
-    other = Api(f"http://127.0.0.1:{port}")
+    other_server, port = listen(other_app)
+    other = Api(f"http://{HOST}:{port}")
     try:
         token = await api.user()
         videos = await api.dashboard(token)
@@ -242,8 +237,7 @@ async def test_logout_on_one_server_is_honoured_by_another_sharing_the_database(
         play = await other.get(f"/video/{videos[0]['id']}/play?token={videos[0]['playback_token']}")
         assert play.status == 401
     finally:
-        other_server.stop()
-        await other_server.close_all_connections()
+        await close_server(other_server)
 
 
 @pytest.mark.parametrize("claims", [

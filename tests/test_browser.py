@@ -25,8 +25,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.helpers import PASSWORD
-from tests.process import running_server
+from tests.support import PASSWORD, TEST_SECRET, running_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -47,7 +46,7 @@ CHROMIUM_FLAGS = (
 )
 # The browser's own pages (its new-tab page): not requests of the page under test.
 BROWSER_OWN_PAGES = ("chrome://", "chrome-untrusted://")
-SECRET = "browser-test-jwt-secret-0123456789-abcdefghijklmnop"
+SECRET = TEST_SECRET  # the child's JWT_SECRET
 WAIT_SECONDS = 20
 
 

@@ -179,3 +179,10 @@ def test_docker_compose_with_env_example_as_dotenv_starts_and_passes_every_varia
 
     production = _container_env({**dotenv, "APP_ENV": "production", "JWT_SECRET": GOOD_SECRET})
     assert load_config(env=production).is_production  # CORS_ORIGINS=* used to crash-loop here
+
+
+def test_the_mongodb_driver_is_motor_unless_pymongo_is_chosen():
+    assert load_config(env={}).mongodb_driver == "motor"
+    assert load_config(env={"MONGODB_DRIVER": "pymongo"}).mongodb_driver == "pymongo"
+    with pytest.raises(ConfigError, match="MONGODB_DRIVER must be one of motor, pymongo"):
+        load_config(env={"MONGODB_DRIVER": "mongoengine"})

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from handlers.base import BaseHandler
-from tests.helpers import PASSWORD
+from tests.support import PASSWORD
 
 
 async def _connect(base_url):

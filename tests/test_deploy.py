@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.process import HOST, child_environment, connection_refused, free_port, request
+from tests.support import HOST, TEST_SECRET, child_environment, connection_refused, free_port, request
 
 REPO = Path(__file__).resolve().parent.parent
-SECRET = "deploy-test-jwt-secret-0123456789-abcdefghijklmnopq"
+SECRET = TEST_SECRET  # the child's JWT_SECRET
 VENV_BIN = str(Path(sys.executable).parent)
 
 

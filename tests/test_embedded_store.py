@@ -4,14 +4,26 @@ each is compared here with mongomock's own path on the same data."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import importlib.metadata
+import re
+import time
 
 import mongomock
 import pytest
 from bson import ObjectId
 from mongomock import helpers
 from mongomock.collection import Collection
+from mongomock.store import CollectionStore
 
-from server.embedded_store import embedded_client
+from server.config import ConfigError
+from server.embedded_store import (
+    REQUIREMENTS,
+    TTL_SWEEP_SECONDS,
+    check_mongomock_version,
+    embedded_client,
+    pinned_mongomock_version,
+)
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=dt.UTC)
 VIDEO_ID = ObjectId()
@@ -92,3 +104,45 @@ def _datetimes(value):
             yield from _datetimes(item)
     elif isinstance(value, dt.datetime):
         yield value
+
+
+def test_the_ttl_sweep_removes_what_mongomock_removes(monkeypatch):
+    embedded_client()
+    expired = {"_id": "old", "expires_at": dt.datetime(2000, 1, 1)}
+    live = {"_id": "new", "expires_at": dt.datetime(2999, 1, 1)}
+    stores = []
+    for name in ("patched", "original"):
+        things = mongomock.MongoClient(tz_aware=True)["embedded_store_test"][name]
+        things.create_index("expires_at", expireAfterSeconds=0)
+        things.insert_many([dict(expired), dict(live)])
+        stores.append(things._store)
+    patched, original = stores
+    # Due a sweep: the patched path sweeps exactly as mongomock's own does.
+    monkeypatch.setattr(patched, "_last_ttl_sweep", time.monotonic() - TTL_SWEEP_SECONDS, raising=False)
+    patched._remove_expired_documents()
+    CollectionStore._remove_expired_documents.__wrapped__(original)
+    assert set(patched._documents) == set(original._documents) == {"new"}
+
+
+def test_the_pinned_mongomock_is_the_installed_one():
+    pinned = pinned_mongomock_version()
+    assert re.search(rf"^mongomock=={re.escape(pinned)}$", REQUIREMENTS.read_text(), re.MULTILINE)
+    assert importlib.metadata.version("mongomock") == pinned
+    check_mongomock_version()  # passes
+
+
+def test_another_mongomock_version_is_refused_naming_the_pinned_one(monkeypatch):
+    pinned = pinned_mongomock_version()
+    with pytest.raises(ConfigError, match=rf"needs mongomock=={re.escape(pinned)} .* but 9\.9\.9 is installed"):
+        check_mongomock_version(installed="9.9.9")
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "9.9.9")
+    monkeypatch.setattr("server.embedded_store._checked_once", functools.cache(check_mongomock_version))
+    with pytest.raises(ConfigError, match=r"9\.9\.9"):
+        embedded_client()
+
+
+def test_requirements_without_a_mongomock_pin_are_refused(tmp_path):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("tornado==6.6.1\n# mongomock==1.0 in a comment is no pin\nmongomock-motor==0.0.36\n")
+    with pytest.raises(ConfigError, match="pins no mongomock version"):
+        pinned_mongomock_version(requirements)

@@ -18,13 +18,11 @@ a valid bearer token, or `Accept: application/json` instead.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import itertools
 import os
 import re
-import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,21 +35,18 @@ from bson import ObjectId
 from schemathesis.core import NotSet
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.generation.meta import CoveragePhaseData, CoverageScenario
-from tornado.netutil import bind_sockets
 
-from seeds.loader import CATALOG_PATH, load_catalog, read_catalog
-from server.app import VideoApp, build_services, make_http_server
+from server.app import VideoApp
 from server.config import load_config
-from server.database import connect
+from server.database import close, connect
 from services.playback import PlaybackSigner
 from services.sessions import AuthTokenCodec
 from services.validation import normalize_email
-from tests.conftest import TEST_SECRET
+from tests.support import HOST, PASSWORD, TEST_SECRET, close_server, listen, loop_in_thread, prepared_services
 
 OPENAPI_PATH = Path(__file__).resolve().parent.parent / "server" / "openapi.yaml"
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 SEED = 20240229
-PASSWORD = "fuzzing password"
 INACTIVE_VIDEO = {
     "youtube_id": "aaaaaaaaaaa",
     "title": "Withdrawn",
@@ -140,41 +135,24 @@ def _new_user(url: str, email: str) -> tuple[str, list[dict]]:
 def _serving(config):
     """The app on 127.0.0.1 (a free port), its event loop in a thread; yields the base
     URL and the inactive video's id."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="fuzz-server", daemon=True)
-    thread.start()
-    executor = ThreadPoolExecutor(max_workers=2)
-
-    def on_loop(coro):
-        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=30)
 
     async def start():
         client, db = connect(config)
-        services = build_services(config, db, executor)
-        await services.ensure_indexes()
-        await load_catalog(services.catalog, [*read_catalog(CATALOG_PATH), INACTIVE_VIDEO])
+        services = await prepared_services(config, db, executor, extra_videos=(INACTIVE_VIDEO,))
         inactive = await db["videos"].find_one({"youtube_id": INACTIVE_VIDEO["youtube_id"]})
-        server = make_http_server(VideoApp(config, services))  # as server/__main__.py serves it
-        sockets = bind_sockets(0, "127.0.0.1")
-        server.add_sockets(sockets)
-        return client, server, sockets[0].getsockname()[1], str(inactive["_id"])
+        server, port = listen(VideoApp(config, services))
+        return client, server, port, str(inactive["_id"])
 
     async def stop(client, server):
-        server.stop()
-        await server.close_all_connections()
-        client.close()
+        await close_server(server)
+        await close(client)
 
-    try:
-        client, server, port, inactive_id = on_loop(start())
+    with ThreadPoolExecutor(max_workers=2) as executor, loop_in_thread("fuzz-server") as thread:
+        client, server, port, inactive_id = thread.run(start())
         try:
-            yield f"http://127.0.0.1:{port}", inactive_id
+            yield f"http://{HOST}:{port}", inactive_id
         finally:
-            on_loop(stop(client, server))
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
-        executor.shutdown(wait=True)
+            thread.run(stop(client, server))
 
 
 @pytest.fixture(scope="module")

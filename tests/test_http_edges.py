@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.helpers import PASSWORD
+from tests.support import PASSWORD
 
 
 @pytest.mark.gen_test

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from tests.helpers import PASSWORD
+from tests.support import PASSWORD
 
 WRONG = {"email": "ann@example.com", "password": "wrong password"}
 RIGHT = {"email": "ann@example.com", "password": PASSWORD}

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from handlers.operations import DOCS_CSP
 from services.passwords import PasswordHasher
-from tests.helpers import PASSWORD
+from tests.support import PASSWORD
 
 
 def samples(text: str) -> dict[tuple, float]:

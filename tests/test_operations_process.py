@@ -1,5 +1,5 @@
 """The real server process and its operational settings: HOST, LOG_LEVEL, WEB_CONCURRENCY,
-METRICS_TOKEN, and .env for local runs (tests/process.py starts ``python -m server``)."""
+METRICS_TOKEN, and .env for local runs (tests/support/process.py starts ``python -m server``)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.process import HOST, ServerProcess, connection_refused, free_port, request, running_server
+from tests.support import HOST, TEST_SECRET, ServerProcess, connection_refused, free_port, request, running_server
 
-SECRET = "operations-test-jwt-secret-0123456789-abcdefghijkl"
+SECRET = TEST_SECRET  # the child's JWT_SECRET
 OTHER_LOOPBACK = "127.0.0.2"  # on Linux all of 127/8 is this machine: another local address
 GRACE_SECONDS = 8
 

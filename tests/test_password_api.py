@@ -15,8 +15,6 @@ import aiosmtplib
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
-from tornado.httpserver import HTTPServer
-from tornado.testing import bind_unused_port
 
 from server.app import VideoApp, build_services
 from services.clock import utcnow
@@ -25,7 +23,7 @@ from services.mail import SmtpMailer, parse_smtp_url
 from services.password_reset import PasswordResets, ResetTokenStore
 from services.request_counter import RequestCounter
 from services.users import UserStore
-from tests.helpers import PASSWORD, Api
+from tests.support import HOST, PASSWORD, Api, close_server, listen
 
 # The test SMTP server asks for a login over plain text, which aiosmtpd rightly warns about.
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
@@ -293,16 +291,13 @@ async def test_a_mail_server_that_is_down_is_logged_without_the_token(api, servi
 @pytest.mark.gen_test
 async def test_production_without_smtp_url_answers_503(config, database, executor):
     production = config.replace(app_env="production", smtp_url="")
-    server = HTTPServer(VideoApp(production, build_services(production, database, executor)))
-    sock, port = bind_unused_port()
-    server.add_sockets([sock])
+    server, port = listen(VideoApp(production, build_services(production, database, executor)))
     try:
-        reply = await Api(f"http://127.0.0.1:{port}").post("/auth/password-reset", {"email": "ann@example.com"})
+        reply = await Api(f"http://{HOST}:{port}").post("/auth/password-reset", {"email": "ann@example.com"})
         assert reply.status == 503
         assert reply.json == {"error": "Password reset is not available."}
     finally:
-        server.stop()
-        await server.close_all_connections()
+        await close_server(server)
 
 
 # ----- without HTTP -------------------------------------------------------------------

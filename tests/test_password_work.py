@@ -9,7 +9,7 @@ import pytest
 
 from services.errors import Overloaded
 from services.passwords import PasswordHasher
-from tests.helpers import PASSWORD
+from tests.support import PASSWORD
 
 
 def _signup(i: int) -> dict:

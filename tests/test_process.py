@@ -2,7 +2,7 @@
 away and comes back, how it stops on SIGTERM, which configurations it refuses to run
 with, and what it writes to its log.
 
-Each test starts its own child process on a free port of 127.0.0.1 (tests/process.py)
+Each test starts its own child process on a free port of 127.0.0.1 (tests/support/process.py)
 and the child is always killed on the way out. Every wait has a deadline.
 """
 
@@ -20,16 +20,18 @@ from mockupdb import MockupDB
 
 from services.playback import PlaybackSigner
 from services.sessions import AuthTokenCodec, Principal
-from tests.helpers import PASSWORD
-from tests.process import (
+from tests.support import (
     HOST,
+    PASSWORD,
+    TEST_SECRET,
     ServerProcess,
+    assert_json_error,
     connection_refused,
     free_port,
     running_server,
 )
 
-SECRET = "process-test-jwt-secret-0123456789-abcdefghijklmnop"  # >= 32 bytes
+SECRET = TEST_SECRET  # the child's JWT_SECRET
 OUTAGE_BOUND_SECONDS = 3  # a correctness bound (fail fast, never hang), not a benchmark
 RECOVERY_DEADLINE_SECONDS = 10
 CONFIG_ERROR_DEADLINE_SECONDS = 10
@@ -50,7 +52,7 @@ def login_body(email: str = "ann@example.com") -> dict:
 def minted_token(secret: str = SECRET) -> str:
     """A well-formed auth token signed with the server's secret, for a session that only
     the database could confirm or deny."""
-    return AuthTokenCodec(secrets=(secret,), ttl_seconds=3600).issue(SOME_PRINCIPAL)
+    return AuthTokenCodec(signing_keys=(secret,), ttl_seconds=3600).issue(SOME_PRINCIPAL)
 
 
 def minted_playback_token(secret: str = SECRET) -> str:
@@ -64,15 +66,6 @@ def outage_env(database_port: int) -> dict[str, str]:
         "JWT_SECRET": SECRET,
         "BCRYPT_ROUNDS": "4",
     }
-
-
-def assert_json_error(reply, status: int) -> str:
-    assert reply.status == status, (reply.status, reply.body)
-    assert reply.headers.get("Content-Type", "").startswith("application/json"), dict(reply.headers)
-    body = reply.json
-    assert set(body) == {"error"}, body
-    assert isinstance(body["error"], str) and body["error"].strip(), body
-    return body["error"]
 
 
 def tracebacks(server: ServerProcess) -> list[dict]:

@@ -16,7 +16,7 @@ from services.ratelimit import FixedWindowLimiter
 from services.sessions import AuthTokenCodec, Principal, SessionStore
 from services.throttle import LoginThrottle
 from services.videos import VideoCatalog
-from tests.helpers import PASSWORD
+from tests.support import PASSWORD
 
 OLD = "an-old-secret-that-is-at-least-32-bytes-long"
 NEW = "a-new-secret-that-is-at-least-32-bytes-long!"

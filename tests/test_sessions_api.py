@@ -9,8 +9,7 @@ import jwt
 import pytest
 
 from services.clock import as_utc, utcnow
-from tests.conftest import TEST_SECRET
-from tests.helpers import PASSWORD, query_token
+from tests.support import PASSWORD, TEST_SECRET, query_token
 
 ANN = {"email": "ann@example.com", "password": PASSWORD}
 

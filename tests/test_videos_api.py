@@ -8,8 +8,7 @@ from bson import ObjectId
 
 from services.playback import PLAYBACK_SALT
 from services.videos import embed_url
-from tests.conftest import TEST_SECRET
-from tests.helpers import query_token
+from tests.support import TEST_SECRET, query_token
 
 EMBED_SHAPE = "https://www.youtube-nocookie.com/embed/{}?autoplay=0&controls=1&playsinline=1&enablejsapi=1"
 

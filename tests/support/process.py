@@ -1,53 +1,40 @@
-"""Runs the real server (``python -m server``) as a child process, for tests of its
-behaviour as a process: start-up, readiness, shutdown on a signal, its log output.
+"""Runs a server as a child process: ``python -m server`` by default (tests of its
+behaviour as a process: start-up, readiness, shutdown on a signal, its log output; the
+bench's API), or any other server module (the bench's ceiling app).
 
-Every wait has a deadline, stderr goes to a file (a pipe that nobody reads could fill
+Every wait has a deadline, output goes to a file (a pipe that nobody reads could fill
 up and block the server), and ``stop``/``kill`` always leave no child behind.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from server.config import Config
+from tests.support.client import Reply, request
+from tests.support.constants import HOST, REPO_ROOT
+from tests.support.network import connections_drained, free_port
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
 START_TIMEOUT_SECONDS = 15
-REQUEST_TIMEOUT_SECONDS = 10
+SERVER_MODULE = ("-m", "server")
 
 # Every setting the server reads from the environment: the child gets none of the
-# test runner's own (a developer's MONGODB_URI must not leak in), only what a test sets.
+# runner's own (a developer's MONGODB_URI must not leak in), only what the caller sets.
 _CONFIG_VARIABLES = {name.upper() for name in Config.__dataclass_fields__} \
     | {"JWT_SECRET", "JWT_PREVIOUS_SECRETS"}
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (at the time of asking)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def connection_refused(port: int, timeout: float = 1.0) -> bool:
-    """True if a new TCP connection to the port is refused (nothing listens there)."""
-    try:
-        with socket.create_connection((HOST, port), timeout=timeout):
-            return False
-    except ConnectionRefusedError:
-        return True
+class ServerFailed(AssertionError):
+    """The server process exited or did not answer in time; the message says which."""
 
 
 def child_environment(env: Mapping[str, str]) -> dict[str, str]:
@@ -59,63 +46,44 @@ def child_environment(env: Mapping[str, str]) -> dict[str, str]:
     return base
 
 
-@dataclasses.dataclass
-class Reply:
-    status: int
-    headers: http.client.HTTPMessage
-    body: bytes
-    seconds: float
-
-    @property
-    def json(self):
-        return json.loads(self.body)
-
-
-def request(port: int, method: str, path: str, *, json_body=None, headers: Mapping[str, str] | None = None,
-            timeout: float = REQUEST_TIMEOUT_SECONDS, host: str = HOST) -> Reply:
-    """One HTTP request on a fresh connection; never raises on a status. ``seconds``
-    is the wall time from connecting to the end of the body."""
-    headers = dict(headers or {})
-    body = None
-    if json_body is not None:
-        body = json.dumps(json_body).encode()
-        headers.setdefault("Content-Type", "application/json")
-    started = time.monotonic()
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        conn.request(method, path, body=body, headers=headers)
-        response = conn.getresponse()
-        data = response.read()
-        return Reply(response.status, response.headers, data, time.monotonic() - started)
-    finally:
-        conn.close()
-
-
 class ServerProcess:
-    """``python -m server`` on a free port of 127.0.0.1, with the given environment, in a
-    working directory of its own (``cwd``, or a fresh empty one): a developer's ``.env``
-    in the repository never reaches it. ``host`` is where requests go."""
+    """A server process on a free port of 127.0.0.1, with the given environment (on top
+    of this one's, less every server setting), in a working directory of its own (``cwd``,
+    or a fresh empty one): a developer's ``.env`` in the repository never reaches it.
+    ``host`` is where requests go. ``args`` follow the interpreter (default ``-m server``);
+    output goes to ``log_path`` if given, else to a temporary file."""
 
     def __init__(self, env: Mapping[str, str] | None = None, port: int | None = None,
-                 cwd: Path | str | None = None, host: str = HOST):
+                 cwd: Path | str | None = None, host: str = HOST, *,
+                 args: Sequence[str] = SERVER_MODULE, log_path: Path | None = None,
+                 health_path: str = "/healthz", name: str = "the server"):
         self.port = port or free_port()
         self.host = host
-        self._env = child_environment({"PORT": str(self.port), **(env or {})})
+        self.name = name
+        self.env = child_environment({"PORT": str(self.port), **(env or {})})
         self._own_cwd = tempfile.TemporaryDirectory() if cwd is None else None  # removed in close()
         self.cwd = Path(cwd if cwd is not None else self._own_cwd.name)
-        self._stderr = tempfile.TemporaryFile()  # closed in close()
+        self.log_path = log_path
+        self._args = list(args)
+        self._health_path = health_path
+        # closed in close()
+        self._stderr = open(log_path, "w+b") if log_path else tempfile.TemporaryFile()
         self.proc: subprocess.Popen | None = None
         self._output: str | None = None  # what it wrote, kept once the file is closed
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
 
     # ----- life cycle -----------------------------------------------------------------
 
     def spawn(self) -> ServerProcess:
         """Starts the process without waiting for it to serve."""
         # Our own interpreter running our own module.
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server"],
+        self.proc = subprocess.Popen(  # noqa: S603 - argv built here, no shell
+            [sys.executable, *self._args],
             cwd=self.cwd,
-            env=self._env,
+            env=self.env,
             stdin=subprocess.DEVNULL,
             stdout=self._stderr,  # the server prints nothing on stdout; if it did, the test sees it
             stderr=self._stderr,
@@ -123,19 +91,21 @@ class ServerProcess:
         return self
 
     def start(self, timeout: float = START_TIMEOUT_SECONDS) -> ServerProcess:
-        """Starts the process and returns once ``/healthz`` answers 200."""
+        """Starts the process and returns once its health path answers 200."""
         self.spawn()
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
-                raise AssertionError(f"the server exited with {self.proc.returncode} before serving:\n{self.stderr}")
+                raise ServerFailed(f"{self.name} exited with {self.proc.returncode} before serving:\n"
+                                   f"{self.stderr[-4000:]}")
             try:
-                if request(self.port, "GET", "/healthz", timeout=1, host=self.host).status == 200:
+                if request(self.port, "GET", self._health_path, timeout=1, host=self.host).status == 200:
                     return self
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError(f"the server did not answer /healthz within {timeout} s:\n{self.stderr}")
+                raise ServerFailed(f"{self.name} did not answer {self._health_path} within {timeout} s:\n"
+                                   f"{self.stderr[-4000:]}")
             time.sleep(0.05)
 
     def signal(self, signum: int = signal.SIGTERM) -> None:
@@ -225,31 +195,9 @@ class ServerProcess:
         return connections_drained(self.port, client_ports)
 
 
-def connections_drained(server_port: int, client_ports: set[int]) -> bool | None:
-    """True once each connection from ``client_ports`` to ``server_port`` is established
-    on the server's side with an empty receive queue: the server process accepted it
-    and read the request. None where /proc/net/tcp cannot be read."""
-    try:
-        with open("/proc/net/tcp", encoding="ascii") as fh:
-            rows = fh.read().splitlines()[1:]
-    except OSError:
-        return None
-    drained = set()
-    for row in rows:
-        fields = row.split()
-        local, remote, state, queues = fields[1], fields[2], fields[3], fields[4]
-        if state != "01":  # ESTABLISHED
-            continue
-        if int(local.rsplit(":", 1)[1], 16) != server_port:
-            continue
-        client_port = int(remote.rsplit(":", 1)[1], 16)
-        if client_port in client_ports and int(queues.split(":")[1], 16) == 0:
-            drained.add(client_port)
-    return drained == client_ports
-
-
 @contextlib.contextmanager
-def running_server(env: Mapping[str, str] | None = None, port: int | None = None, **kwargs) -> Iterator[ServerProcess]:
+def running_server(env: Mapping[str, str] | None = None, port: int | None = None,
+                   **kwargs) -> Iterator[ServerProcess]:
     """A started server, always killed on the way out."""
     with ServerProcess(env, port, **kwargs) as server:
         server.start()

@@ -1,21 +1,29 @@
-"""Test helpers: a JSON client over the test server."""
+"""Talking to a server under test: one ``Reply`` for every client, the one check of a
+JSON error, the async JSON client ``Api`` (tests on the event loop) and the blocking
+``request`` (a server in another process or thread; the bench's set-up)."""
 
 from __future__ import annotations
 
 import dataclasses
+import http.client
 import json
+import time
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-PASSWORD = "correct horse"
+from tests.support.constants import HOST, PASSWORD
+
+REQUEST_TIMEOUT_SECONDS = 10
 
 
 @dataclasses.dataclass
 class Reply:
     status: int
-    headers: object
+    headers: object  # tornado's HTTPHeaders or http.client's HTTPMessage: both have .get()
     body: bytes
+    seconds: float = 0.0  # wall time of the exchange, where the client measured it
 
     @property
     def json(self):
@@ -23,10 +31,22 @@ class Reply:
 
     @property
     def error(self) -> str:
+        """The readable sentence of a JSON error body, which must be nothing else."""
         body = self.json
         assert set(body) == {"error"}, body
-        assert isinstance(body["error"], str) and body["error"].strip()
+        assert isinstance(body["error"], str) and body["error"].strip(), body
         return body["error"]
+
+
+def assert_json_error(reply: Reply, status: int) -> str:
+    """``reply`` is a JSON error with this status; returns its sentence."""
+    assert reply.status == status, (reply.status, reply.body)
+    assert reply.headers.get("Content-Type", "").startswith("application/json"), dict(reply.headers)
+    return reply.error
+
+
+def query_token(play_url: str) -> str:
+    return urlsplit(play_url).query.split("token=", 1)[1]
 
 
 class Api:
@@ -51,7 +71,7 @@ class Api:
             follow_redirects=follow_redirects, allow_nonstandard_methods=True, request_timeout=20,
         )
         response = await self._http.fetch(request, raise_error=False)
-        return Reply(response.code, response.headers, response.body or b"")
+        return Reply(response.code, response.headers, response.body or b"", response.request_time or 0.0)
 
     async def get(self, path, **kw) -> Reply:
         return await self.request("GET", path, **kw)
@@ -80,6 +100,24 @@ class Api:
         return reply.json["videos"]
 
 
-
-def query_token(play_url: str) -> str:
-    return urlsplit(play_url).query.split("token=", 1)[1]
+def request(port: int, method: str, path: str, *, json_body=None, token: str | None = None,
+            headers: Mapping[str, str] | None = None, timeout: float = REQUEST_TIMEOUT_SECONDS,
+            host: str = HOST) -> Reply:
+    """One blocking HTTP request on a fresh connection (to 127.0.0.1 unless ``host``);
+    never raises on a status. ``seconds`` is the wall time from connecting to the end of the body."""
+    headers = dict(headers or {})
+    body = None
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    if json_body is not None:
+        body = json.dumps(json_body).encode()
+        headers.setdefault("Content-Type", "application/json")
+    started = time.monotonic()
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        return Reply(response.status, response.headers, data, time.monotonic() - started)
+    finally:
+        conn.close()
