@@ -44,6 +44,7 @@ async def serve(config: Config, started: asyncio.Future | None = None) -> None:
                                   thread_name_prefix="bcrypt")
     services = build_services(config, db, executor)
     preparing = asyncio.ensure_future(prepare_database(services))
+    services.plays.start()
     app = VideoApp(config, services)
     openapi_json()  # parse the API document now rather than during the first request for it
     server = make_http_server(app)
@@ -70,6 +71,7 @@ async def serve(config: Config, started: asyncio.Future | None = None) -> None:
                     extra={"in_flight": app.inflight.count})
     preparing.cancel()
     await server.close_all_connections()
+    await services.plays.stop()  # the plays still buffered, before the client closes
     client.close()
     executor.shutdown(wait=False, cancel_futures=True)
     app.access_log.flush()

@@ -11,16 +11,23 @@ import tornado.web
 from tornado.httpserver import HTTPServer
 
 from handlers.accounts import LoginHandler, LogoutHandler, ProfileHandler, SignupHandler
+from handlers.admin import AdminStatsHandler, AdminVideoHandler, AdminVideosHandler
 from handlers.base import NotFoundHandler
+from handlers.catalog import HistoryHandler, ProgressHandler, VideoHandler, VideosHandler
 from handlers.health import LivenessHandler, ReadinessHandler, RootHandler
 from handlers.openapi import OpenApiHandler
 from handlers.videos import DashboardHandler, PlayHandler, StreamHandler
 from server.config import Config
 from server.logs import AccessLog
 from services.accounts import Accounts
+from services.admin import CatalogAdmin
+from services.cursors import CursorCodec
 from services.health import DatabaseHealth
+from services.library import Library
 from services.passwords import PasswordHasher
 from services.playback import TOKEN_REUSE_SECONDS, Playback, PlaybackSigner
+from services.plays import PlayStore
+from services.progress import WatchHistory
 from services.sessions import AuthTokenCodec, SessionStore
 from services.throttle import LoginThrottle
 from services.users import UserStore
@@ -42,6 +49,13 @@ ROUTES = [
     (r"/healthz", LivenessHandler),
     (r"/readyz", ReadinessHandler),
     (r"/openapi\.json", OpenApiHandler),
+    (r"/videos", VideosHandler),
+    (rf"/videos/{VIDEO_ID}", VideoHandler),
+    (rf"/video/{VIDEO_ID}/progress", ProgressHandler),
+    (r"/me/history", HistoryHandler),
+    (r"/admin/videos", AdminVideosHandler),
+    (rf"/admin/videos/{VIDEO_ID}", AdminVideoHandler),
+    (r"/admin/stats", AdminStatsHandler),
 ]
 
 
@@ -52,6 +66,10 @@ class Services:
     catalog: VideoCatalog
     health: DatabaseHealth
     _stores: tuple
+    library: Library
+    admin: CatalogAdmin
+    plays: PlayStore  # start() it when serving, stop() it (a last flush) when shutting down
+    watch_history: WatchHistory
 
     async def ensure_indexes(self) -> None:
         for store in self._stores:
@@ -69,13 +87,23 @@ def build_services(config: Config, db, executor: Executor) -> Services:
         window_seconds=config.login_failure_window_seconds,
     )
     accounts = Accounts(users, sessions, AuthTokenCodec(config.jwt_secrets, config.jwt_ttl_seconds), throttle)
+    plays = PlayStore(db, catalog, buffer_size=config.plays_buffer_size, flush_seconds=config.plays_flush_seconds)
     playback = Playback(
         catalog,
         PlaybackSigner(config.jwt_secrets, config.playback_ttl_seconds, reuse_seconds=TOKEN_REUSE_SECONDS),
         sessions,
         config.dashboard_video_count,
+        plays,
     )
-    return Services(accounts, playback, catalog, DatabaseHealth(db), (users, sessions, catalog, throttle))
+    watch_history = WatchHistory(db)
+    cursors = CursorCodec(config.jwt_secrets)
+    return Services(
+        accounts, playback, catalog, DatabaseHealth(db), (users, sessions, catalog, throttle, plays, watch_history),
+        library=Library(catalog, playback, watch_history, cursors),
+        admin=CatalogAdmin(users, catalog, plays, cursors, config.admin_emails),
+        plays=plays,
+        watch_history=watch_history,
+    )
 
 
 class InFlight:

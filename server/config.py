@@ -55,6 +55,11 @@ class Config:
     login_max_failures_per_address: int = 50
     login_failure_window_seconds: int = 900
 
+    # Operators: the accounts with these emails may use /admin (normalised lower-case).
+    admin_emails: tuple[str, ...] = ()
+    plays_buffer_size: int = 10000
+    plays_flush_seconds: float = 1
+
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
@@ -153,4 +158,9 @@ def _checked(config: Config, secret_was_given: bool) -> Config:
         raise ConfigError("CATALOG_CACHE_SECONDS must not be negative")
     if config.dashboard_video_count < 0:
         raise ConfigError("DASHBOARD_VIDEO_COUNT must not be negative")
+    if config.plays_buffer_size <= 0 or config.plays_flush_seconds <= 0:
+        raise ConfigError("PLAYS_BUFFER_SIZE and PLAYS_FLUSH_SECONDS must be positive")
+    admins = tuple(dict.fromkeys(email.strip().lower() for email in config.admin_emails if email.strip()))
+    if admins != config.admin_emails:
+        config = config.replace(admin_emails=admins)
     return config

@@ -11,3 +11,8 @@ def as_utc(moment: dt.datetime) -> dt.datetime:
     """A datetime read back from MongoDB, made timezone-aware (a client without
     ``tz_aware=True`` hands back naive UTC)."""
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment
+
+
+def isoformat(moment: dt.datetime) -> str:
+    """ISO 8601 in UTC, ending in ``Z``, as every response writes times."""
+    return as_utc(moment).astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
