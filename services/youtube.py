@@ -40,6 +40,9 @@ def _id_from_url(url: str) -> str | None:
     try:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
+        # YouTube links carry no port and no user name: one that does is something else.
+        if parts.port is not None or parts.username is not None:
+            return None
     except ValueError:  # e.g. a malformed IPv6 host or port
         return None
     if parts.scheme.lower() not in ("http", "https"):
