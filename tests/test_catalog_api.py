@@ -354,3 +354,13 @@ async def test_deleting_a_users_history(api, services, database):
     await services.watch_history.delete_user_data(ann_id)
     assert (await api.get("/me/history", token=ann)).json["history"] == []
     assert len((await api.get("/me/history", token=bob)).json["history"]) == 1
+
+
+@pytest.mark.gen_test
+async def test_a_progress_body_over_the_limit_is_413(api):
+    token = await api.user()
+    video = (await api.dashboard(token))[0]
+    reply = await api.request("PUT", f"/video/{video['id']}/progress", token=token,
+                              json_body={"position_seconds": 1, "duration_seconds": 2, "pad": "x" * 70_000})
+    assert reply.status == 413
+    reply.error  # noqa: B018

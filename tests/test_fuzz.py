@@ -174,6 +174,8 @@ def live_server():
         # The fuzzer fails many logins from 127.0.0.1; the per-address lock-out would
         # otherwise turn every later login, ours included, into a 429.
         login_max_failures_per_address=1_000_000,
+        # The fuzzing user is an operator, so /admin is fuzzed past its 403.
+        admin_emails=("fuzzer@example.com",),
     )
     with _serving(config) as (url, inactive_id):
         email = "fuzzer@example.com"
