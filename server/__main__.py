@@ -71,7 +71,8 @@ async def serve(config: Config, started: asyncio.Future | None = None) -> None:
                     extra={"in_flight": app.inflight.count})
     preparing.cancel()
     await server.close_all_connections()
-    await services.plays.stop()  # the plays still buffered, before the client closes
+    # The plays still buffered, before the client closes.
+    await services.plays.stop(timeout_seconds=config.shutdown_grace_seconds)
     client.close()
     executor.shutdown(wait=False, cancel_futures=True)
     app.access_log.flush()

@@ -81,8 +81,9 @@ class PlayStore:
         if self._flusher is None:
             self._flusher = asyncio.ensure_future(self._run())
 
-    async def stop(self) -> None:
-        """Stops the background task, then writes what is still buffered."""
+    async def stop(self, timeout_seconds: float = 10) -> None:
+        """Stops the background task, then writes what is still buffered, giving up
+        after ``timeout_seconds`` (shutdown must not wait on a database that is away)."""
         if self._flusher is not None:
             self._flusher.cancel()
             try:
@@ -90,15 +91,21 @@ class PlayStore:
             except asyncio.CancelledError:
                 pass
             self._flusher = None
-        await self.flush()
+        try:
+            async with asyncio.timeout(timeout_seconds):
+                await self.flush()
+        except TimeoutError:
+            log.warning("stopped before every play was written", extra={"plays": len(self._buffer)})
 
     async def flush(self) -> None:
-        """Writes every buffered play, a batch at a time; a batch the database refuses
-        is lost (and logged), the next is still tried."""
+        """Writes the buffered plays, a batch at a time. A batch the database refuses is
+        lost (and logged) and ends this round: during an outage each round costs one
+        attempt, and the rest waits in the buffer for the next round."""
         async with self._flushing:
             while self._buffer:
                 batch = [self._buffer.popleft() for _ in range(min(BATCH_SIZE, len(self._buffer)))]
-                await self._write(batch)
+                if not await self._write(batch):
+                    return
 
     async def _run(self) -> None:
         while True:
@@ -113,7 +120,7 @@ class PlayStore:
             except Exception:  # never let one bad flush end the counting
                 log.exception("flushing plays failed")
 
-    async def _write(self, batch: list[dict]) -> None:
+    async def _write(self, batch: list[dict]) -> bool:
         counts = collections.Counter(play["video_id"] for play in batch)
         try:
             await self._plays.insert_many(batch, ordered=False)
@@ -122,6 +129,8 @@ class PlayStore:
             self.lost += len(batch)
             log.warning("could not write plays; this batch is lost",
                         extra={"plays": len(batch), "error": type(error).__name__})
+            return False
+        return True
 
     # ----- reading ----------------------------------------------------------------------
 

@@ -380,6 +380,24 @@ async def test_counting_during_a_database_outage_still_answers_and_loses_one_bat
     assert [(v["id"], v["plays"]) for v in stats] == [(video["id"], 2)]
 
 
+@pytest.mark.gen_test
+async def test_during_an_outage_each_flush_tries_one_batch_and_keeps_the_rest(api, services, monkeypatch):
+    monkeypatch.setattr("services.plays.BATCH_SIZE", 2)
+    user = await api.user("ann@example.com")
+    video = (await api.dashboard(user))[0]
+    await watch(api, user, video, times=5)
+    real, services.plays._plays = services.plays._plays, FailingPlays()
+    try:
+        await services.plays.flush()
+        assert (services.plays._plays.attempts, services.plays.lost, services.plays.pending) == (1, 2, 3)
+    finally:
+        services.plays._plays = real
+    await services.plays.flush()
+    assert services.plays.pending == 0
+    stats = (await api.get("/admin/stats?days=1", token=await admin_token(api))).json["videos"]
+    assert [v["plays"] for v in stats] == [3]
+
+
 @pytest.mark.parametrize("config_overrides", [{"plays_buffer_size": 3}])
 @pytest.mark.gen_test
 async def test_a_full_buffer_drops_plays_and_counts_them(api, services, config_overrides):

@@ -125,3 +125,12 @@ def test_limits_in_range(text, limit):
 def test_limits_out_of_range_are_refused(text):
     with pytest.raises(InvalidInput):
         parse_limit(text)
+
+
+def test_admin_emails_are_read_from_the_environment_normalised():
+    from server.config import load_config
+
+    config = load_config(env={"ADMIN_EMAILS": " Boss@Example.com, ops@example.org ,,BOSS@example.com"},
+                         jwt_secrets=("x" * 40,))
+    assert config.admin_emails == ("boss@example.com", "ops@example.org")
+    assert load_config(env={}, jwt_secrets=("x" * 40,)).admin_emails == ()
