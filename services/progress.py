@@ -9,7 +9,7 @@ from pymongo.errors import DuplicateKeyError
 from schema import And, Schema
 
 from services import validation
-from services.clock import utcnow
+from services.clock import stored_now
 from services.cursors import after_key
 from services.errors import InvalidInput
 
@@ -57,7 +57,7 @@ class WatchHistory:
             "position_seconds": position,
             "duration_seconds": duration,
             "completed": position >= COMPLETED_FRACTION * duration,
-            "updated_at": utcnow(),
+            "updated_at": stored_now(),
         }
         key = {"user_id": user_id, "video_id": video_oid}
         try:

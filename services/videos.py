@@ -8,7 +8,7 @@ import unicodedata
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from services.clock import utcnow
+from services.clock import stored_now, utcnow
 from services.cursors import after_key
 from services.errors import Conflict
 from services.ids import parse_object_id
@@ -126,7 +126,7 @@ class VideoCatalog:
     async def create(self, video: dict) -> dict:
         """A new video (``youtube_id, title, description, thumbnail_url, is_active``); the
         unique index on ``youtube_id`` makes a duplicate a Conflict, even one that races."""
-        now = utcnow()
+        now = stored_now()
         doc = {**video, "title_words": title_words(video["title"]), "created_at": now, "updated_at": now,
                "plays": 0}
         try:

@@ -87,6 +87,8 @@ async def test_adding_a_video_from_a_pasted_link(api):
     assert video["is_active"] is True
     assert video["plays"] == 0
     assert video["created_at"].endswith("Z")
+    listed_for_admin = (await api.get("/admin/videos", token=token)).json["videos"]
+    assert listed_for_admin[-1] == video  # what the answer said is what is stored
     # Users see it at once, in the user shape: no youtube_id.
     user = await api.user("ann@example.com")
     listed = (await api.get("/videos", token=user)).json["videos"]
