@@ -102,11 +102,8 @@ class CatalogAdmin:
         if active not in (None, "true", "false"):
             raise InvalidInput("active must be true or false.")
         only = None if active is None else active == "true"
-        videos = await self._catalog.page(page_size + 1, after, active=only, public=False)
-        next_cursor = None
-        if len(videos) > page_size:
-            videos = videos[:page_size]
-            next_cursor = self._cursors.encode(ADMIN_CURSOR, videos[-1]["created_at"], videos[-1]["_id"])
+        videos, next_cursor = self._cursors.page(
+            ADMIN_CURSOR, await self._catalog.page(page_size + 1, after, active=only, public=False), page_size)
         return {"videos": [admin_video(video) for video in videos], "next_cursor": next_cursor}
 
     async def add(self, body) -> dict:

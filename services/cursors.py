@@ -23,13 +23,19 @@ MAX_CURSOR_CHARS = 512
 BAD_CURSOR = "This cursor is not valid: pass the next_cursor of the previous page as it is."
 
 
+def parse_whole_number(text: str | None, name: str, *, low: int, high: int, default: int) -> int:
+    """A query parameter that is a whole number from ``low`` to ``high``; absent: ``default``."""
+    if text is None:
+        return default
+    # ASCII digits only: str.isdigit() also takes "²" and other digits int() refuses.
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+        raise InvalidInput(f"{name} must be a whole number from {low} to {high}.")
+    return int(text)
+
+
 def parse_limit(text: str | None) -> int:
     """``?limit=``: absent means the default; otherwise a whole number 1..MAX_LIMIT."""
-    if text is None:
-        return DEFAULT_LIMIT
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
-        raise InvalidInput(f"limit must be a whole number from 1 to {MAX_LIMIT}.")
-    return int(text)
+    return parse_whole_number(text, "limit", low=1, high=MAX_LIMIT, default=DEFAULT_LIMIT)
 
 
 def after_key(field: str, moment: dt.datetime, object_id, descending: bool = False) -> dict:
@@ -49,6 +55,15 @@ class CursorCodec:
     def encode(self, kind: str, moment: dt.datetime, object_id) -> str:
         moment = as_utc(moment)
         return self._serializer.dumps([kind, moment.isoformat(), str(object_id)])
+
+    def page(self, kind: str, items: list[dict], limit: int,
+             field: str = "created_at") -> tuple[list[dict], str | None]:
+        """``items`` read with one more than ``limit``: the page, and the cursor after its
+        last item if that extra one showed there is more (None otherwise)."""
+        if len(items) <= limit:
+            return items, None
+        items = items[:limit]
+        return items, self.encode(kind, items[-1][field], items[-1]["_id"])
 
     def decode(self, kind: str, cursor: str | None):
         """``(moment, ObjectId)`` of a cursor of this kind, None for no cursor."""

@@ -45,12 +45,8 @@ class Library:
         after = self._cursors.decode(VIDEOS_CURSOR, cursor)
         words = self._search_words(q)
         # One more than the page: whether it exists says whether there is a next page.
-        videos = await self._catalog.page(page_size + 1, after, active=True, words=words)
-        next_cursor = None
-        if len(videos) > page_size:
-            videos = videos[:page_size]
-            last = videos[-1]
-            next_cursor = self._cursors.encode(VIDEOS_CURSOR, last["created_at"], last["_id"])
+        videos, next_cursor = self._cursors.page(
+            VIDEOS_CURSOR, await self._catalog.page(page_size + 1, after, active=True, words=words), page_size)
         return {"videos": self._playback.items(videos, principal, base_url), "next_cursor": next_cursor}
 
     async def video(self, principal: Principal, base_url: str, video_id: str) -> dict:

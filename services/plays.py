@@ -20,7 +20,7 @@ from pymongo import ASCENDING
 from pymongo.errors import PyMongoError
 
 from services.clock import utcnow
-from services.errors import InvalidInput
+from services.cursors import parse_whole_number
 from services.ids import parse_object_id
 from services.videos import VideoCatalog
 
@@ -31,11 +31,7 @@ DEFAULT_STATS_DAYS = 30
 
 
 def parse_days(text: str | None) -> int:
-    if text is None:
-        return DEFAULT_STATS_DAYS
-    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_STATS_DAYS:
-        raise InvalidInput(f"days must be a whole number from 1 to {MAX_STATS_DAYS}.")
-    return int(text)
+    return parse_whole_number(text, "days", low=1, high=MAX_STATS_DAYS, default=DEFAULT_STATS_DAYS)
 
 
 class PlayStore:
