@@ -77,6 +77,7 @@ async def serve(config: Config, started: asyncio.Future | None = None,
                                   thread_name_prefix="bcrypt")
     services = build_services(config, db, executor)
     preparing = asyncio.ensure_future(prepare_database(services))
+    services.plays.start()
     app = VideoApp(config, services)
     openapi_json()  # parse the API document now rather than during the first request for it
     server = make_http_server(app)
@@ -116,6 +117,8 @@ async def serve(config: Config, started: asyncio.Future | None = None,
     except TimeoutError:
         log.warning("password reset mails still queued at shutdown were not sent")
     await server.close_all_connections()
+    # The plays still buffered, before the client closes.
+    await services.plays.stop(timeout_seconds=config.shutdown_grace_seconds)
     await close(client)
     executor.shutdown(wait=False, cancel_futures=True)
     app.access_log.flush()

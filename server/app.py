@@ -11,7 +11,9 @@ import tornado.web
 from tornado.httpserver import HTTPServer
 
 from handlers.accounts import LoginHandler, LogoutHandler, ProfileHandler, SignupHandler
+from handlers.admin import AdminStatsHandler, AdminVideoHandler, AdminVideosHandler
 from handlers.base import NotFoundHandler
+from handlers.catalog import HistoryHandler, ProgressHandler, VideoHandler, VideosHandler
 from handlers.health import LivenessHandler, ReadinessHandler, RootHandler
 from handlers.openapi import OpenApiHandler
 from handlers.operations import DOCS_ASSET_PATTERN, DocsAssetHandler, DocsHandler, MetricsHandler
@@ -30,12 +32,17 @@ from server.logs import AccessLog
 from server.metrics import Metrics
 from services.account_deletion import AccountDeletion
 from services.accounts import Accounts
+from services.admin import CatalogAdmin
+from services.cursors import CursorCodec
 from services.datastore import guarded
 from services.health import DatabaseHealth
+from services.library import Library
 from services.mail import LogMailer, SmtpMailer, parse_smtp_url
 from services.password_reset import PasswordResets, ResetTokenStore
 from services.passwords import PasswordHasher
 from services.playback import TOKEN_REUSE_SECONDS, Playback, PlaybackSigner
+from services.plays import PlayStore
+from services.progress import WatchHistory
 from services.refresh_tokens import RefreshTokenStore
 from services.request_counter import RequestCounter
 from services.sessions import AuthTokenCodec, SessionStore
@@ -65,6 +72,13 @@ ROUTES = [
     (r"/healthz", LivenessHandler),
     (r"/readyz", ReadinessHandler),
     (r"/openapi\.json", OpenApiHandler),
+    (r"/videos", VideosHandler),
+    (rf"/videos/{VIDEO_ID}", VideoHandler),
+    (rf"/video/{VIDEO_ID}/progress", ProgressHandler),
+    (r"/me/history", HistoryHandler),
+    (r"/admin/videos", AdminVideosHandler),
+    (rf"/admin/videos/{VIDEO_ID}", AdminVideoHandler),
+    (r"/admin/stats", AdminStatsHandler),
     (r"/docs", DocsHandler),
     (r"/metrics", MetricsHandler),
 ]
@@ -82,7 +96,11 @@ class Services:
     catalog: VideoCatalog
     health: DatabaseHealth
     _stores: tuple
-    passwords: PasswordHasher | None = None  # for its ``waiting`` metric
+    library: Library
+    admin: CatalogAdmin
+    plays: PlayStore  # start() it when serving, stop() it (a last flush) when shutting down
+    watch_history: WatchHistory
+    passwords: PasswordHasher  # for its ``waiting`` metric
 
     async def ensure_indexes(self) -> None:
         for store in self._stores:
@@ -110,9 +128,10 @@ def build_services(config: Config, db, executor: Executor) -> Services:
                                        grace_seconds=config.refresh_reuse_grace_seconds,
                                        secrets_newest_first=config.jwt_secrets)
     reset_tokens = ResetTokenStore(db, ttl_seconds=config.password_reset_ttl_seconds)
+    plays = PlayStore(db, catalog, buffer_size=config.plays_buffer_size, flush_seconds=config.plays_flush_seconds)
+    watch_history = WatchHistory(db)
     # Everything of a user that deletion removes, sessions first (so logins end first).
-    # The catalog's per-user stores (watch history) belong at the end of this list.
-    user_data_owners = [sessions, refresh_tokens, reset_tokens]
+    user_data_owners = [sessions, refresh_tokens, reset_tokens, watch_history, plays]
     accounts = Accounts(users, sessions, AuthTokenCodec(config.jwt_secrets, config.jwt_ttl_seconds), throttle,
                         refresh_tokens, AccountDeletion(users, user_data_owners), signup_throttle)
     password_reset = PasswordResets(
@@ -129,10 +148,19 @@ def build_services(config: Config, db, executor: Executor) -> Services:
         PlaybackSigner(config.jwt_secrets, config.playback_ttl_seconds, reuse_seconds=TOKEN_REUSE_SECONDS),
         sessions,
         config.dashboard_video_count,
+        plays,
     )
+    cursors = CursorCodec(config.jwt_secrets)
     stores = (users, sessions, catalog, throttle, signup_throttle, refresh_tokens, reset_tokens,
-              *password_reset.counters)
-    return Services(accounts, password_reset, playback, catalog, DatabaseHealth(db), stores, passwords=passwords)
+              *password_reset.counters, plays, watch_history)
+    return Services(
+        accounts, password_reset, playback, catalog, DatabaseHealth(db), stores,
+        library=Library(catalog, playback, watch_history, cursors),
+        admin=CatalogAdmin(users, catalog, plays, cursors, config.admin_emails),
+        plays=plays,
+        watch_history=watch_history,
+        passwords=passwords,
+    )
 
 
 def _mailer(config: Config):

@@ -79,6 +79,11 @@ class Config:
     smtp_timeout_seconds: float = 10
     mail_from: str = "Video App <no-reply@example.com>"
 
+    # Operators: the accounts with these emails may use /admin (normalised lower-case).
+    admin_emails: tuple[str, ...] = ()
+    plays_buffer_size: int = 10000
+    plays_flush_seconds: float = 1
+
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
@@ -213,7 +218,8 @@ def _checked(config: Config, secret_was_given: bool, problems: list[str] | None 
         log.warning("JWT_SECRET is not set: using a random secret for this process only; "
                     "tokens will not survive a restart or work across processes")
         config = config.replace(jwt_secrets=(secrets.token_urlsafe(48),))
-    return config.replace(log_level=config.log_level.lower())
+    admins = tuple(dict.fromkeys(email.strip().lower() for email in config.admin_emails if email.strip()))
+    return config.replace(log_level=config.log_level.lower(), admin_emails=admins)
 
 
 _POSITIVE = ("port", "bcrypt_rounds", "jwt_ttl_seconds", "playback_ttl_seconds", "max_body_bytes",
@@ -221,7 +227,7 @@ _POSITIVE = ("port", "bcrypt_rounds", "jwt_ttl_seconds", "playback_ttl_seconds",
              "login_max_failures_per_address", "signup_max_per_address", "signup_window_seconds",
              "password_queue_limit", "refresh_ttl_seconds", "password_reset_ttl_seconds",
              "password_reset_max_per_email", "password_reset_max_per_address", "password_reset_window_seconds",
-             "smtp_timeout_seconds")
+             "smtp_timeout_seconds", "plays_buffer_size", "plays_flush_seconds")
 _NOT_NEGATIVE = {
     "bcrypt_threads": " (0: one per core)",
     "catalog_cache_seconds": "",

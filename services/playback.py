@@ -16,6 +16,7 @@ from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 
 from services.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
 from services.ids import canonical_video_id
+from services.plays import PlayStore
 from services.sessions import Principal, SessionStore
 from services.tokens import VerifiedTokens
 from services.videos import VideoCatalog, embed_url
@@ -87,17 +88,23 @@ class PlaybackSigner:
 
 class Playback:
     def __init__(self, catalog: VideoCatalog, signer: PlaybackSigner, sessions: SessionStore,
-                 dashboard_count: int):
+                 dashboard_count: int, plays: PlayStore | None = None):
         self._catalog = catalog
+        self._plays = plays
         self._signer = signer
         self._sessions = sessions
         self._dashboard_count = dashboard_count
 
     async def dashboard(self, principal: Principal, base_url: str) -> list[dict]:
-        """The first active videos, each with a playback token for this user and session
-        and the absolute ``play_url`` a webview can open as it is."""
+        """The first active videos, as dashboard items."""
+        return self.items(await self._catalog.active(self._dashboard_count), principal, base_url)
+
+    def items(self, videos: list[dict], principal: Principal, base_url: str) -> list[dict]:
+        """Dashboard items, the one shape every user-facing list of videos has: each video
+        with a playback token for this user and session and the absolute ``play_url`` a
+        webview can open as it is."""
         items = []
-        for video in await self._catalog.active(self._dashboard_count):
+        for video in videos:
             video_id = str(video["_id"])
             token = self._signer.sign(video_id, principal)
             items.append({
@@ -111,15 +118,23 @@ class Playback:
         return items
 
     async def stream(self, principal: Principal, video_id: str, token: str | None) -> dict:
-        video = await self._authorize(video_id, token, caller=principal)
-        return {"stream_url": embed_url(video["youtube_id"]), "video_id": str(video["_id"]), "title": video["title"]}
+        video, _ = await self._authorize(video_id, token, caller=principal)
+        video_id = str(video["_id"])  # the canonical form, whatever case the path used
+        self._count_play(video_id, principal.user_id)
+        return {"stream_url": embed_url(video["youtube_id"]), "video_id": video_id, "title": video["title"]}
 
     async def play(self, video_id: str, token: str | None) -> str:
         """The embed URL, for a caller whose only credential is the playback token."""
-        video = await self._authorize(video_id, token, caller=None)
+        video, grant = await self._authorize(video_id, token, caller=None)
+        self._count_play(str(video["_id"]), grant.principal.user_id)  # the viewer the link was minted for
         return embed_url(video["youtube_id"])
 
-    async def _authorize(self, video_id: str, token: str | None, caller: Principal | None) -> dict:
+    def _count_play(self, video_id: str, user_id: str) -> None:
+        if self._plays is not None:
+            self._plays.record(video_id, user_id)
+
+    async def _authorize(self, video_id: str, token: str | None,
+                         caller: Principal | None) -> tuple[dict, PlaybackGrant]:
         if not token or not isinstance(token, str):
             raise InvalidInput("A playback token is required: use the playback_token from the dashboard.")
         video_id = canonical_video_id(video_id)  # the same video in upper or lower case
@@ -139,4 +154,4 @@ class Playback:
             raise NotFound("Video not found.")
         if not video.get("is_active"):
             raise Forbidden("This video is not available.")
-        return video
+        return video, grant

@@ -100,6 +100,9 @@ class LiveServer:
     # (video id, playback token) to put into a generated request; None keeps the generated value.
     playback_cases: list[tuple[str | None, str | None]]
     playable: tuple[str, str]  # a video id and the fuzzing user's playback token for it
+    # A real next_cursor of each paged list: a cursor is signed, which no schema can say,
+    # so a generated "valid" one is replaced by a real one (a negative one goes as it is).
+    cursors: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def fresh_refresh_token(self) -> str:
         """A refresh token of a login of its own, for a refresh to spend."""
@@ -166,6 +169,8 @@ def live_server():
         login_max_failures_per_address=1_000_000,
         login_max_failures_per_account=1_000_000,  # the fuzzing user logs in for every logout
         signup_max_per_address=1_000_000,
+        # The fuzzing user is an operator, so /admin is fuzzed past its 403.
+        admin_emails=("fuzzer@example.com",),
     )
     with _serving(config) as (url, inactive_id):
         email = "fuzzer@example.com"
@@ -194,7 +199,25 @@ def live_server():
             (inactive_id, signer.sign(inactive_id, principal)),  # 403: not active
             (absent, signer.sign(absent, principal)),  # 404
         ]
-        yield LiveServer(url, email, token, "leaver@example.com", playback_cases, playable=(first, first_token))
+        yield LiveServer(url, email, token, "leaver@example.com", playback_cases, playable=(first, first_token),
+                         cursors=_real_cursors(url, token, [first, second]))
+
+
+def _real_cursors(url: str, token: str, video_ids: list[str]) -> dict[str, str]:
+    """The next_cursor of a one-item first page of each paged list (the fuzzing user
+    watches two videos first, so its history has a second page)."""
+    auth = {"Authorization": f"Bearer {token}"}
+    for video_id in video_ids:
+        reply = requests.put(f"{url}/video/{video_id}/progress", headers=auth, timeout=10,
+                             json={"position_seconds": 1, "duration_seconds": 100})
+        assert reply.status_code == 200, reply.text
+    cursors = {}
+    for path in ("/videos", "/me/history", "/admin/videos"):
+        reply = requests.get(f"{url}{path}", params={"limit": 1}, headers=auth, timeout=10)
+        assert reply.status_code == 200, reply.text
+        cursors[path] = reply.json()["next_cursor"]
+        assert cursors[path], path
+    return cursors
 
 
 def _needs_bearer(operation) -> bool:
@@ -236,11 +259,25 @@ def test_server_conforms_to_its_openapi_document(case, live_server):
             case.query = {**(case.query or {}), "token": token}
         if operation.path.endswith("/play") and pick("accept", [False, True]):
             case.headers = {**(case.headers or {}), "Accept": "application/json"}
+    _put_real_values(case, live_server, pick)
     if operation.path == "/auth/refresh" and isinstance(case.body, dict) and pick("refresh", [False, True]):
         case.body = {**case.body, "refresh_token": live_server.fresh_refresh_token()}  # a 200 to check
     if pick("bearer", [True, True, True, False]):
         _authorize(case, live_server)
     case.call_and_validate(base_url=live_server.url, allow_redirects=False, timeout=10)
+
+
+def _put_real_values(case, live_server, pick) -> None:
+    """What a schema cannot describe, made real where the case was generated valid: a
+    cursor is signed, and of the strings that look like a YouTube link only real ids and
+    links are one. A case generated invalid goes as it is."""
+    path = case.operation.path
+    if path in live_server.cursors and "cursor" in (case.query or {}) \
+            and not _negative_at(case, ParameterLocation.QUERY):
+        case.query = {**case.query, "cursor": live_server.cursors[path]}
+    if path == "/admin/videos" and case.method == "POST" and isinstance(case.body, dict) \
+            and not _negative_at(case, ParameterLocation.BODY) and "youtube" in case.body:
+        case.body = {**case.body, "youtube": pick("youtube", YOUTUBE_FORMS).format(id=_new_youtube_id(case))}
 
 
 def _negative_at(case, location) -> bool:
@@ -260,24 +297,40 @@ def _authorize(case, live_server) -> None:
     case._has_explicit_auth = True
 
 
+YOUTUBE_FORMS = ["{id}", "https://www.youtube.com/watch?v={id}", "https://youtu.be/{id}?si=x",
+                 "https://m.youtube.com/shorts/{id}", "https://www.youtube-nocookie.com/embed/{id}"]
+
+
+def _new_youtube_id(case) -> str:
+    """An 11-character id of the case's own (the same case, the same id: runs repeat)."""
+    digest = zlib.crc32(repr((case.body, case.headers)).encode("utf-8", "surrogatepass"))
+    return f"fz{digest:09d}"[-11:].replace(" ", "0")
+
+
 _SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
 
 
 def _means_what_it_was_generated_to_mean(case) -> bool:
-    """False for the two cases where the document cannot say what the server checks, so a
+    """False for the cases where the document cannot say what the server checks, so a
     generated "valid" or "invalid" label would be wrong:
 
     - a password is 6 to 72 UTF-8 *bytes*, and JSON Schema's lengths count characters;
     - a lone high surrogate followed by a lone low one (invalid text) becomes one valid
-      character once sent as JSON, whose "\\ud83d\\ude00" escapes are a surrogate pair.
+      character once sent as JSON, whose "\\ud83d\\ude00" escapes are a surrogate pair;
+    - a progress position past its duration (a rule between two fields).
 
     Both are tested directly (tests/test_accounts_api.py, tests/test_services.py)."""
     body = case.body if isinstance(case.body, dict) else {}
-    password = body.get("password")
-    if isinstance(password, str):
-        size = len(password.encode("utf-8", "surrogatepass"))
-        if (6 <= len(password) <= 72) != (6 <= size <= 72):
-            return False
+    position, duration = body.get("position_seconds"), body.get("duration_seconds")
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (position, duration)) \
+            and position > duration and not _negative_at(case, ParameterLocation.BODY):
+        return False  # "position <= duration" relates two fields: no schema says it
+    for field, shortest in (("password", 6), ("new_password", 6), ("current_password", 1)):
+        password = body.get(field)
+        if isinstance(password, str):
+            size = len(password.encode("utf-8", "surrogatepass"))
+            if (shortest <= len(password) <= 72) != (shortest <= size <= 72):
+                return False
     return not any(isinstance(v, str) and _SURROGATE_PAIR.search(v) for v in body.values())
 
 
@@ -315,6 +368,7 @@ def test_stateful_sequences_conform_too(live_server):
     class Sequences(schema.as_state_machine()):
         def before_call(self, case):
             hypothesis.assume(_means_what_it_was_generated_to_mean(case))
+            _put_real_values(case, live_server, _chooser(case))
             _authorize(case, live_server)
             # Hypothesis wants a sequence to unfold the same way when it is drawn again, but
             # the server remembers: the same generated email would be 201 once, then 409. A

@@ -1,0 +1,36 @@
+"""/admin: the catalog for operators. Every route is 401 without a valid token and
+403 for an account that is not listed in ADMIN_EMAILS."""
+
+from handlers.base import BaseHandler
+
+
+class AdminHandler(BaseHandler):
+    async def prepare(self) -> None:
+        await super().prepare()
+        if self.principal is not None:  # None for the CORS preflight
+            await self.services.admin.require_admin(self.principal)
+
+
+class AdminVideosHandler(AdminHandler):
+    async def get(self) -> None:
+        self.write_json(await self.services.admin.videos(
+            limit=self.get_query_argument("limit", None),
+            cursor=self.get_query_argument("cursor", None),
+            active=self.get_query_argument("active", None),
+        ))
+
+    async def post(self) -> None:
+        self.write_json(await self.services.admin.add(self.json_body()), status=201)
+
+
+class AdminVideoHandler(AdminHandler):
+    async def patch(self, video_id: str) -> None:
+        self.write_json(await self.services.admin.edit(video_id, self.json_body()))
+
+    async def delete(self, video_id: str) -> None:
+        self.write_json(await self.services.admin.remove(video_id))
+
+
+class AdminStatsHandler(AdminHandler):
+    async def get(self) -> None:
+        self.write_json(await self.services.admin.stats(self.get_query_argument("days", None)))
