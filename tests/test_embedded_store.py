@@ -10,6 +10,7 @@ import pytest
 from bson import ObjectId
 from mongomock import helpers
 from mongomock.collection import Collection
+from pymongo import ReadPreference, WriteConcern
 
 from server.embedded_store import embedded_client
 
@@ -92,3 +93,17 @@ def _datetimes(value):
             yield from _datetimes(item)
     elif isinstance(value, dt.datetime):
         yield value
+
+
+@pytest.mark.gen_test
+async def test_durable_collections_stay_async_and_share_the_store():
+    """services/durability.py's with_options: Motor returns an async collection, and so
+    must the embedded store, over the same documents."""
+    plain = embedded_client()["embedded_store_test"]["things"]
+    durable = plain.with_options(write_concern=WriteConcern("majority", wtimeout=100),
+                                 read_preference=ReadPreference.PRIMARY)
+    await durable.insert_one({"_id": "a", "n": 1})
+    assert await plain.find_one({"_id": "a"}) == {"_id": "a", "n": 1}
+    await plain.update_one({"_id": "a"}, {"$inc": {"n": 1}})
+    assert [doc async for doc in durable.find({})] == [{"_id": "a", "n": 2}]
+    assert durable.write_concern.document == {"w": "majority", "wtimeout": 100}
