@@ -20,6 +20,11 @@ majority wait too, so pymongo leaves ``wtimeout`` out; the same bound is put in 
 concern's ``wtimeout`` for a client made without ``timeoutMS``. A wait that runs out is a
 ``WTimeoutError``, one of ``DATABASE_DOWN_ERRORS``: the request answers 503.
 
+One window stays open: a primary cut off from the others keeps answering reads until it
+notices (up to the election timeout, 10 s by default), so for that long it could still
+show a session that the new primary has deleted. Closing it (read concern
+"linearizable") would cost a majority round trip on every request.
+
 Retryable writes stay on (the driver's default). The driver retries a single-document
 write once after a failover, under the same session transaction number, and the server
 applies it at most once: ``$inc`` counters, inserts and ``find_one_and_*`` are safe.
