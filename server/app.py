@@ -126,7 +126,7 @@ def build_services(config: Config, db, executor: Executor) -> Services:
         db, max_per_address=config.signup_max_per_address, window_seconds=config.signup_window_seconds)
     refresh_tokens = RefreshTokenStore(db, ttl_seconds=config.refresh_ttl_seconds,
                                        grace_seconds=config.refresh_reuse_grace_seconds,
-                                       secrets_newest_first=config.jwt_secrets)
+                                       signing_keys=config.jwt_secrets)
     reset_tokens = ResetTokenStore(db, ttl_seconds=config.password_reset_ttl_seconds)
     plays = PlayStore(db, catalog, buffer_size=config.plays_buffer_size, flush_seconds=config.plays_flush_seconds)
     watch_history = WatchHistory(db)
