@@ -44,9 +44,8 @@ from services.playback import TOKEN_REUSE_SECONDS, Playback, PlaybackSigner
 from services.plays import PlayStore
 from services.progress import WatchHistory
 from services.refresh_tokens import RefreshTokenStore
-from services.request_counter import RequestCounter
 from services.sessions import AuthTokenCodec, SessionStore
-from services.throttle import LoginThrottle, SignupThrottle
+from services.throttle import LoginThrottle, PasswordResetThrottle, SignupThrottle
 from services.users import UserStore
 from services.videos import VideoCatalog
 
@@ -128,6 +127,9 @@ def build_services(config: Config, db, executor: Executor) -> Services:
                                        grace_seconds=config.refresh_reuse_grace_seconds,
                                        signing_keys=config.jwt_secrets)
     reset_tokens = ResetTokenStore(db, ttl_seconds=config.password_reset_ttl_seconds)
+    reset_throttle = PasswordResetThrottle(
+        db, max_per_email=config.password_reset_max_per_email,
+        max_per_address=config.password_reset_max_per_address, window_seconds=config.password_reset_window_seconds)
     plays = PlayStore(db, catalog, buffer_size=config.plays_buffer_size, flush_seconds=config.plays_flush_seconds)
     watch_history = WatchHistory(db)
     # Everything of a user that deletion removes, sessions first (so logins end first).
@@ -135,11 +137,7 @@ def build_services(config: Config, db, executor: Executor) -> Services:
     accounts = Accounts(users, sessions, AuthTokenCodec(config.jwt_secrets, config.jwt_ttl_seconds), throttle,
                         refresh_tokens, AccountDeletion(users, user_data_owners), signup_throttle)
     password_reset = PasswordResets(
-        users, reset_tokens, accounts.end_sessions, _mailer(config),
-        per_email=RequestCounter(db, "password_reset_requests", limit=config.password_reset_max_per_email,
-                                 window_seconds=config.password_reset_window_seconds),
-        per_address=RequestCounter(db, "password_reset_requests", limit=config.password_reset_max_per_address,
-                                   window_seconds=config.password_reset_window_seconds),
+        users, reset_tokens, accounts.end_sessions, _mailer(config), throttle=reset_throttle,
         mail_from=config.mail_from, reset_url=config.password_reset_url,
         ttl_seconds=config.password_reset_ttl_seconds,
     )
@@ -152,7 +150,7 @@ def build_services(config: Config, db, executor: Executor) -> Services:
     )
     cursors = CursorCodec(config.jwt_secrets)
     stores = (users, sessions, catalog, throttle, signup_throttle, refresh_tokens, reset_tokens,
-              *password_reset.counters, plays, watch_history)
+              reset_throttle, plays, watch_history)
     return Services(
         accounts, password_reset, playback, catalog, DatabaseHealth(db), stores,
         library=Library(catalog, playback, watch_history, cursors),

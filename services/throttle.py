@@ -1,10 +1,11 @@
-"""Login throttling: at most so many attempts per account and per client address in a
-window (OWASP ASVS V2.2.1: anti-automation against credential stuffing and brute force).
+"""Throttles, each on the shared limiter (services/ratelimit.py: one atomic update a hit).
 
-Each attempt is counted *before* its password is checked, atomically (see
-services/ratelimit.py), so a burst of concurrent guesses cannot get more checks than the
-limit. A successful login clears its account's count and gives its address back the
-attempt, so only failures add up.
+Login: at most so many attempts per account and per client address in a window (OWASP
+ASVS V2.2.1: anti-automation against credential stuffing and brute force). Each attempt
+is counted *before* its password is checked, so a burst of concurrent guesses cannot get
+more checks than the limit. A successful login clears its account's count and gives its
+address back the attempt, so only failures add up. Sign-ups per address, and password
+reset requests per email and per address, are counted alike.
 """
 
 from __future__ import annotations
@@ -61,5 +62,26 @@ class SignupThrottle:
         await self._per_address.ensure_indexes()
 
     async def attempt(self, address: str | None) -> None:
+        if address:
+            await self._per_address.hit(f"address:{address}")
+
+
+class PasswordResetThrottle:
+    """Reset requests per email (each may send a mail to it) and per client address.
+    Unknown emails count like known ones, so the answers tell nothing about accounts."""
+
+    def __init__(self, db, *, max_per_email: int, max_per_address: int, window_seconds: int):
+        requests = db["password_reset_requests"]
+        message = "Too many password reset requests. Please wait a while and try again."
+        self._per_email = FixedWindowLimiter(requests, limit=max_per_email, window_seconds=window_seconds,
+                                             message=message)
+        self._per_address = FixedWindowLimiter(requests, limit=max_per_address, window_seconds=window_seconds,
+                                               message=message)
+
+    async def ensure_indexes(self) -> None:
+        await self._per_email.ensure_indexes()
+
+    async def attempt(self, email: str, address: str | None) -> None:
+        await self._per_email.hit(f"email:{email}")
         if address:
             await self._per_address.hit(f"address:{address}")

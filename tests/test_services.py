@@ -14,7 +14,7 @@ from services.ids import canonical_video_id, parse_object_id
 from services.playback import PlaybackSigner
 from services.ratelimit import FixedWindowLimiter
 from services.sessions import AuthTokenCodec, Principal, SessionStore
-from services.throttle import LoginThrottle
+from services.throttle import LoginThrottle, PasswordResetThrottle
 from services.videos import VideoCatalog
 from tests.support import PASSWORD
 
@@ -196,6 +196,25 @@ async def test_the_limiter_lets_exactly_the_limit_through_when_hits_race(databas
     assert all(o is None or isinstance(o, TooManyAttempts) for o in outcomes)
     assert refused[0].message == "slow down" and 0 < refused[0].retry_after <= 60
     assert (await database["limits"].find_one({"_id": "k"}))["count"] == 7
+
+
+@pytest.mark.gen_test
+async def test_reset_requests_are_limited_per_email_and_per_address(database):
+    throttle = PasswordResetThrottle(database, max_per_email=2, max_per_address=3, window_seconds=60)
+    await throttle.ensure_indexes()
+    for _ in range(2):
+        await throttle.attempt("ann@example.com", "10.0.0.1")
+    with pytest.raises(TooManyAttempts) as raised:
+        await throttle.attempt("ann@example.com", "10.0.0.2")  # refused by the email: the address is not counted
+    assert 0 < raised.value.retry_after <= 60
+    assert raised.value.message == "Too many password reset requests. Please wait a while and try again."
+    await throttle.attempt("bob@example.com", None)  # other emails are unaffected
+    await throttle.attempt("cat@example.com", "10.0.0.1")  # the address's third
+    with pytest.raises(TooManyAttempts):
+        await throttle.attempt("dan@example.com", "10.0.0.1")
+    counts = {c["_id"]: c["count"] async for c in database["password_reset_requests"].find()}
+    assert counts == {"email:ann@example.com": 2, "email:bob@example.com": 1, "email:cat@example.com": 1,
+                      "email:dan@example.com": 1, "address:10.0.0.1": 3}
 
 
 # ----- sessions ---------------------------------------------------------------------------
