@@ -87,22 +87,24 @@ ASSET_ROUTES = [
 ]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Services:
+    """What the handlers and the server use, all built by build_services()."""
+
     accounts: Accounts
     password_reset: PasswordResets
     playback: Playback
-    catalog: VideoCatalog
-    health: DatabaseHealth
-    _stores: tuple
     library: Library
     admin: CatalogAdmin
+    catalog: VideoCatalog  # also for the seeds
+    health: DatabaseHealth
     plays: PlayStore  # start() it when serving, stop() it (a last flush) when shutting down
     watch_history: WatchHistory
     passwords: PasswordHasher  # for its ``waiting`` metric
+    stores: tuple  # every store that declares indexes
 
     async def ensure_indexes(self) -> None:
-        for store in self._stores:
+        for store in self.stores:
             await store.ensure_indexes()
 
 
@@ -152,12 +154,17 @@ def build_services(config: Config, db, executor: Executor) -> Services:
     stores = (users, sessions, catalog, throttle, signup_throttle, refresh_tokens, reset_tokens,
               reset_throttle, plays, watch_history)
     return Services(
-        accounts, password_reset, playback, catalog, DatabaseHealth(db), stores,
+        accounts=accounts,
+        password_reset=password_reset,
+        playback=playback,
         library=Library(catalog, playback, watch_history, cursors),
         admin=CatalogAdmin(users, catalog, plays, cursors, config.admin_emails),
+        catalog=catalog,
+        health=DatabaseHealth(db),
         plays=plays,
         watch_history=watch_history,
         passwords=passwords,
+        stores=stores,
     )
 
 
@@ -202,11 +209,10 @@ class VideoApp(tornado.web.Application):
         self.inflight = InFlight()
         # Beside the other log lines, on stderr.
         self.access_log = access_log or AccessLog(sys.stderr, trust_proxy=config.trust_proxy)
-        passwords = services.passwords
         self.metrics = Metrics(
             ROUTES + ASSET_ROUTES,
             in_flight=lambda: self.inflight.count,
-            password_checks_waiting=lambda: passwords.waiting if passwords is not None else 0,
+            password_checks_waiting=lambda: services.passwords.waiting,
         )
         super().__init__(
             ROUTES + ASSET_ROUTES,
