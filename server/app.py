@@ -176,20 +176,25 @@ def _mailer(config: Config):
 
 
 class InFlight:
-    """Counts requests being handled, so shutdown can wait for them to finish."""
+    """The requests being handled (handlers/inflight.py reports them), so that shutdown
+    can wait for them to finish. Leaving twice, or without entering, changes nothing."""
 
     def __init__(self):
-        self.count = 0
+        self._requests: set = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def enter(self) -> None:
-        self.count += 1
+    @property
+    def count(self) -> int:
+        return len(self._requests)
+
+    def enter(self, request) -> None:
+        self._requests.add(request)
         self._idle.clear()
 
-    def leave(self) -> None:
-        self.count -= 1
-        if self.count == 0:
+    def leave(self, request) -> None:
+        self._requests.discard(request)
+        if not self._requests:
             self._idle.set()
 
     async def wait_idle(self, grace_seconds: float) -> bool:
