@@ -136,8 +136,10 @@ def build_services(config: Config, db, executor: Executor) -> Services:
     watch_history = WatchHistory(db)
     # Everything of a user that deletion removes, sessions first (so logins end first).
     user_data_owners = [sessions, refresh_tokens, reset_tokens, watch_history, plays]
-    accounts = Accounts(users, sessions, AuthTokenCodec(config.jwt_secrets, config.jwt_ttl_seconds), throttle,
-                        refresh_tokens, AccountDeletion(users, user_data_owners), signup_throttle)
+    accounts = Accounts(users=users, sessions=sessions,
+                        tokens=AuthTokenCodec(config.jwt_secrets, config.jwt_ttl_seconds),
+                        refresh_tokens=refresh_tokens, login_throttle=throttle, signup_throttle=signup_throttle,
+                        deletion=AccountDeletion(users, user_data_owners))
     password_reset = PasswordResets(
         users, reset_tokens, accounts.end_sessions, _mailer(config), throttle=reset_throttle,
         mail_from=config.mail_from, reset_url=config.password_reset_url,
