@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable
 
 from services.errors import NotAuthenticated
 from services.sessions import Principal
@@ -17,10 +18,10 @@ class BearerAuth:
     #: The caller, once authenticate() has run (None for anonymous handlers).
     principal: Principal | None = None
 
-    async def authenticate(self) -> None:
-        """A step of prepare(): 401 unless an auth-requiring request carries a live token."""
-        if self.requires_auth:
-            self.principal = await self.services.accounts.authenticate(self.bearer_token())
+    def authenticate(self) -> Awaitable[Principal]:
+        """The caller, from the bearer token (401 without a live one). A plain function
+        returning the service's coroutine: no coroutine of its own on every request."""
+        return self.services.accounts.authenticate(self.bearer_token())
 
     def bearer_token(self) -> str:
         match = _BEARER.fullmatch(self.request.headers.get("Authorization", "").strip())

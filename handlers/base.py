@@ -7,7 +7,6 @@
 - handlers/auth.py: the bearer token and the caller (``principal``)
 - handlers/proxy.py: the client's address and our base URL, behind a proxy or not
 - handlers/errors.py: domain errors to statuses, errors as JSON, what is logged
-- handlers/inflight.py: the application's count of requests in flight
 
 Each concrete handler only parses its input, calls one service and shapes the answer.
 """
@@ -23,7 +22,6 @@ from handlers.body import JsonBody
 from handlers.cors import Cors
 from handlers.errors import DEFAULT_MESSAGES, ErrorAnswers, HttpProblem
 from handlers.headers import ApiHeaders
-from handlers.inflight import CountedInFlight
 from handlers.methods import KnownMethods
 from handlers.proxy import ProxyAware
 
@@ -32,8 +30,11 @@ JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 @tornado.web.stream_request_body
-class BaseHandler(CountedInFlight, ErrorAnswers, Cors, JsonBody, BearerAuth, ProxyAware, ApiHeaders, KnownMethods,
+class BaseHandler(ErrorAnswers, Cors, JsonBody, BearerAuth, ProxyAware, ApiHeaders, KnownMethods,
                   tornado.web.RequestHandler):
+    """The lifecycle, each step from its own piece (named calls, not a chain of super()
+    calls: this runs on every request)."""
+
     @property
     def services(self):
         return self.application.services
@@ -41,6 +42,24 @@ class BaseHandler(CountedInFlight, ErrorAnswers, Cors, JsonBody, BearerAuth, Pro
     @property
     def config(self):
         return self.application.config
+
+    def initialize(self) -> None:
+        self.start_body()
+        # The count shutdown waits on is the application's (server/app.py InFlight says
+        # why the handler reports it).
+        self.application.inflight.enter(self)
+
+    def on_finish(self) -> None:
+        self.drop_body()
+        self.application.inflight.leave(self)
+
+    def on_connection_close(self) -> None:
+        """The client went away (perhaps mid-upload). Tornado's own handling must run: it
+        fails the body future the request is waiting on, so that the handler, its partial
+        body and its task end instead of waiting for good."""
+        super().on_connection_close()
+        self.drop_body()
+        self.application.inflight.leave(self)
 
     def set_default_headers(self) -> None:
         self.set_api_headers()
@@ -52,7 +71,8 @@ class BaseHandler(CountedInFlight, ErrorAnswers, Cors, JsonBody, BearerAuth, Pro
             return  # a CORS preflight: anyone may ask
         self.refuse_unknown_method()
         self.refuse_declared_oversize()
-        await self.authenticate()
+        if self.requires_auth:
+            self.principal = await self.authenticate()
 
     def query_arguments(self, *names: str) -> dict[str, str | None]:
         """The named query parameters, None for each one absent (the service validates)."""

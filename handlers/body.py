@@ -17,12 +17,16 @@ from services.errors import InvalidInput
 
 
 class JsonBody:
-    """For handlers under ``@tornado.web.stream_request_body``."""
+    """For handlers under ``@tornado.web.stream_request_body``: start_body() as the handler
+    starts, drop_body() once it has answered or its client has left."""
 
-    def initialize(self) -> None:
-        super().initialize()
+    def start_body(self) -> None:
         self._body: bytearray | None = bytearray()  # None once chunks are dropped
         self._body_too_large = False
+
+    def drop_body(self) -> None:
+        """From now on what arrives is dropped (an early answer's body), and what came is freed."""
+        self._body = None
 
     def refuse_declared_oversize(self) -> None:
         """A step of prepare(): 413 for a declared length over the limit."""
@@ -59,18 +63,6 @@ class JsonBody:
         if body is None:  # a JSON null is a body, and not an object: not the same as none
             raise InvalidInput("The request body must be a JSON object.")
         return body
-
-    def on_finish(self) -> None:
-        super().on_finish()
-        self._body = None  # answered: what still arrives (an early answer's body) is dropped
-
-    def on_connection_close(self) -> None:
-        """The client went away (perhaps mid-upload). Tornado's own handling must run: it
-        fails the body future that the request is waiting on, so that the handler, its
-        partial body and its task end instead of waiting for good. The partial body is
-        dropped at once."""
-        super().on_connection_close()
-        self._body = None
 
     def _body_too_large_problem(self) -> HttpProblem:
         limit_kib = self.config.max_body_bytes // 1024

@@ -178,8 +178,16 @@ def _mailer(config: Config):
 
 
 class InFlight:
-    """The requests being handled (handlers/inflight.py reports them), so that shutdown
-    can wait for them to finish. Leaving twice, or without entering, changes nothing."""
+    """The requests being handled, so that shutdown can wait for them to finish. Leaving
+    twice, or without entering, changes nothing.
+
+    BaseHandler reports each request's two ends, because the handler is the one object
+    Tornado tells about both: ``on_finish`` once the answer is complete, and
+    ``on_connection_close`` when the client leaves first, which may be after the body was
+    read, when Tornado tells no one else (and a request abandoned while its body streams
+    in ends with no answer, so ``log_function`` never sees it). Counting in the routing
+    (``find_handler``) instead would miss those ends, or need Tornado's private handler
+    delegate, and would wrap every request in one more object."""
 
     def __init__(self):
         self._requests: set = set()
