@@ -1,10 +1,10 @@
 """What every API response carries: a JSON content type, ``nosniff``, ``no-store`` and no
 ETag, no ``Server`` header, and the request's id (``X-Request-ID``, also in its log lines).
 
-``put_header``/``put_headers`` are the one place that writes Tornado's private header map directly:
-constant, known-good values skip ``set_header()``'s per-value validation on every
-response (about 1 µs a request, measured on /dashboard). tests/test_handlers.py fails if
-Tornado changes that map under it.
+``put_header``/``put_headers`` are the one place that writes Tornado's private header map
+(``RequestHandler._headers``): constant, known-good values skip ``set_header()``'s
+per-value validation on every response (measured: about 1 µs a response for these five
+headers). tests/test_handlers.py fails if Tornado changes that map under it.
 """
 
 from __future__ import annotations
