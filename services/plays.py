@@ -132,8 +132,13 @@ class PlayStore:
 
     async def stats(self, days: int) -> list[dict]:
         """Plays, distinct viewers and plays per UTC day of each video over the last
-        ``days`` days, computed by the database; most played first."""
-        since = utcnow() - dt.timedelta(days=days)
+        ``days`` UTC days, today included, computed by the database; most played first.
+
+        Whole days, not ``days * 24`` hours back from now: the answer is grouped by
+        date, and a rolling window would report a partial extra day at the start and
+        change with the hour it is asked at."""
+        today = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+        since = today - dt.timedelta(days=days - 1)
         recent = {"$match": {"at": {"$gte": since}}}
         per_day = self._plays.aggregate([
             recent,
