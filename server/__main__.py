@@ -82,7 +82,7 @@ async def serve(config: Config, started: asyncio.Future | None = None,
     openapi_json()  # parse the API document now rather than during the first request for it
     server = make_http_server(app)
     if sockets is None:
-        server.listen(config.port, address=config.host)
+        server.listen(config.port, address=config.host, backlog=config.listen_backlog)
     else:
         server.add_sockets(sockets)
 
@@ -127,7 +127,7 @@ async def serve(config: Config, started: asyncio.Future | None = None,
 
 def run_workers(config: Config) -> int:
     """WEB_CONCURRENCY workers accepting on one socket bound before the fork."""
-    sockets = bind_sockets(config.port, address=config.host)
+    sockets = bind_sockets(config.port, address=config.host, backlog=config.listen_backlog)
     children: dict[int, int] = {}
     for index in range(config.web_concurrency):
         pid = os.fork()
