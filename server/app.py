@@ -35,6 +35,7 @@ from services.accounts import Accounts
 from services.admin import CatalogAdmin
 from services.cursors import CursorCodec
 from services.datastore import guarded
+from services.durability import DurableDatabase
 from services.health import DatabaseHealth
 from services.library import Library
 from services.mail import LogMailer, SmtpMailer, parse_smtp_url
@@ -109,25 +110,29 @@ class Services:
 
 def build_services(config: Config, db, executor: Executor) -> Services:
     # Every store reaches the database through the guard: outages become DatabaseUnavailable.
+    # Credentials and their revocations also get majority writes and primary reads
+    # (services/durability.py); the catalog and the health ping use the database as the
+    # connection string configures it.
+    durable_db = guarded(DurableDatabase(db, config))
     db = guarded(db)
     # A session lives as long as a token of it can: its access token, or its refresh
     # token (each refresh extends it by this much again).
-    sessions = SessionStore(db, ttl_seconds=max(config.jwt_ttl_seconds, config.refresh_ttl_seconds))
+    sessions = SessionStore(durable_db, ttl_seconds=max(config.jwt_ttl_seconds, config.refresh_ttl_seconds))
     passwords = PasswordHasher(config.bcrypt_rounds, executor, queue_limit=config.password_queue_limit)
-    users = UserStore(db, passwords)
+    users = UserStore(durable_db, passwords)
     catalog = VideoCatalog(db, cache_seconds=config.catalog_cache_seconds)
     throttle = LoginThrottle(
-        db,
+        durable_db,
         max_per_account=config.login_max_failures_per_account,
         max_per_address=config.login_max_failures_per_address,
         window_seconds=config.login_failure_window_seconds,
     )
     signup_throttle = SignupThrottle(
-        db, max_per_address=config.signup_max_per_address, window_seconds=config.signup_window_seconds)
-    refresh_tokens = RefreshTokenStore(db, ttl_seconds=config.refresh_ttl_seconds,
+        durable_db, max_per_address=config.signup_max_per_address, window_seconds=config.signup_window_seconds)
+    refresh_tokens = RefreshTokenStore(durable_db, ttl_seconds=config.refresh_ttl_seconds,
                                        grace_seconds=config.refresh_reuse_grace_seconds,
                                        secrets_newest_first=config.jwt_secrets)
-    reset_tokens = ResetTokenStore(db, ttl_seconds=config.password_reset_ttl_seconds)
+    reset_tokens = ResetTokenStore(durable_db, ttl_seconds=config.password_reset_ttl_seconds)
     plays = PlayStore(db, catalog, buffer_size=config.plays_buffer_size, flush_seconds=config.plays_flush_seconds)
     watch_history = WatchHistory(db)
     # Everything of a user that deletion removes, sessions first (so logins end first).
@@ -136,9 +141,9 @@ def build_services(config: Config, db, executor: Executor) -> Services:
                         refresh_tokens, AccountDeletion(users, user_data_owners), signup_throttle)
     password_reset = PasswordResets(
         users, reset_tokens, accounts.end_sessions, _mailer(config),
-        per_email=RequestCounter(db, "password_reset_requests", limit=config.password_reset_max_per_email,
+        per_email=RequestCounter(durable_db, "password_reset_requests", limit=config.password_reset_max_per_email,
                                  window_seconds=config.password_reset_window_seconds),
-        per_address=RequestCounter(db, "password_reset_requests", limit=config.password_reset_max_per_address,
+        per_address=RequestCounter(durable_db, "password_reset_requests", limit=config.password_reset_max_per_address,
                                    window_seconds=config.password_reset_window_seconds),
         mail_from=config.mail_from, reset_url=config.password_reset_url,
         ttl_seconds=config.password_reset_ttl_seconds,

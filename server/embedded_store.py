@@ -16,6 +16,10 @@ patches give the embedded store the same shape of cost:
   Expiry is checked on every read anyway (services/sessions.py, throttle.py), as it must
   be on a real MongoDB, whose TTL monitor runs about once a minute.
 
+A third makes ``with_options`` (services/durability.py) return an async collection, as
+Motor's does: mongomock-motor hands back mongomock's own, synchronous one. The options
+themselves mean nothing to a store of one process.
+
 They change no result, only cost; the whole test suite runs over them, and
 tests/test_embedded_store.py compares each with mongomock's own path on the same data.
 They still earn their keep (measured 2026-11-25): with 500 sessions stored, the
@@ -42,7 +46,7 @@ from mongomock import helpers
 from mongomock.collection import Collection
 from mongomock.filtering import filter_applies
 from mongomock.store import CollectionStore
-from mongomock_motor import AsyncMongoMockClient
+from mongomock_motor import AsyncMongoMockClient, AsyncMongoMockCollection
 
 from server.config import ConfigError
 
@@ -131,7 +135,18 @@ def _sweep_now_and_then(original):
     return remove_expired_documents
 
 
+def _async_with_options(self, *args, **kwargs):
+    # The same store underneath: mongomock's with_options shares the collection's documents.
+    changed = self._AsyncMongoMockCollection__collection.with_options(*args, **kwargs)
+    return AsyncMongoMockCollection(self.database, changed)
+
+
+_async_with_options.patched_to_stay_async = True
+
+
 def _patch_mongomock() -> None:
+    if not getattr(AsyncMongoMockCollection.__dict__.get("with_options"), "patched_to_stay_async", False):
+        AsyncMongoMockCollection.with_options = _async_with_options
     if not getattr(Collection._iter_documents, "patched_for_id_lookups", False):
         Collection._iter_documents = _iter_documents_by_id(Collection._iter_documents)
     if not getattr(Collection.find_one, "patched_for_id_lookups", False):

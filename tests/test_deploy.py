@@ -159,3 +159,47 @@ def test_make_help_lists_every_target():
     phony = re.search(r"^\.PHONY: (.+)$", (REPO / "Makefile").read_text(), re.MULTILINE).group(1).split()
     listed = re.findall(r"^  make (\w+)\s+\S", done.stdout, re.MULTILINE)
     assert sorted(listed) == sorted(phony), done.stdout
+
+
+REPLICA_SET = ("mongo-rs1", "mongo-rs2", "mongo-rs3", "mongo-rs-init", "api-rs")
+
+
+def test_compose_replica_set_profile_runs_the_api_on_three_members():
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))
+    services = compose["services"]
+    # The default `docker compose up` is unchanged: only the profile's services have one.
+    assert {name for name, service in services.items() if "profiles" in service} == set(REPLICA_SET)
+    assert all(services[name]["profiles"] == ["replicaset"] for name in REPLICA_SET)
+    members = ("mongo-rs1", "mongo-rs2", "mongo-rs3")
+    for name in members:
+        member = services[name]
+        assert member["image"] == services["mongo"]["image"]  # the same pinned mongo:7
+        assert member["command"][:3] == ["mongod", "--replSet", "rs0"]
+        assert member["volumes"] == [f"{name}-data:/data/db"] and f"{name}-data" in compose["volumes"]
+    init = services["mongo-rs-init"]
+    assert init["image"] == services["mongo"]["image"] and init["restart"] == "no"
+    assert init["depends_on"] == {name: {"condition": "service_healthy"} for name in members}
+    script = init["command"][-1]
+    assert "rs.initiate" in script and all(f"{name}:27017" in script for name in members)
+    api = services["api-rs"]
+    assert api["depends_on"] == {"mongo-rs-init": {"condition": "service_completed_successfully"}}
+    uri = api["environment"]["MONGODB_URI"]
+    assert uri == "mongodb://mongo-rs1:27017,mongo-rs2:27017,mongo-rs3:27017/video_app?replicaSet=rs0"
+    # Everything else as the default API has it (one anchor), on a port of its own.
+    assert {k: v for k, v in api["environment"].items() if k not in ("MONGODB_URI", "PUBLIC_BASE_URL")} \
+        == {k: v for k, v in services["api"]["environment"].items() if k not in ("MONGODB_URI", "PUBLIC_BASE_URL")}
+    assert api["ports"] == ["8001:8000"]
+
+
+@pytest.mark.skipif(DOCKER_COMPOSE is None, reason="docker-compose config skipped: docker-compose is not "
+                                                   "installed (apt-get install docker-compose)")
+def test_docker_compose_config_accepts_the_replica_set_profile(tmp_path):
+    shutil.copy(REPO / "docker-compose.yml", tmp_path)
+    shutil.copy(REPO / ".env.example", tmp_path / ".env")
+    done = subprocess.run([DOCKER_COMPOSE, "--profile", "replicaset", "config"], cwd=tmp_path,  # noqa: S603
+                          env=run_env(JWT_SECRET=SECRET), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    resolved = yaml.safe_load(done.stdout)["services"]
+    assert set(REPLICA_SET) <= set(resolved)
+    assert resolved["api-rs"]["environment"]["MONGODB_URI"].endswith("?replicaSet=rs0")
+    assert resolved["api-rs"]["environment"]["JWT_SECRET"] == SECRET

@@ -15,6 +15,7 @@ from bson import ObjectId
 from mongomock import helpers
 from mongomock.collection import Collection
 from mongomock.store import CollectionStore
+from pymongo import ReadPreference, WriteConcern
 
 from server.config import ConfigError
 from server.embedded_store import (
@@ -146,3 +147,15 @@ def test_requirements_without_a_mongomock_pin_are_refused(tmp_path):
     requirements.write_text("tornado==6.6.1\n# mongomock==1.0 in a comment is no pin\nmongomock-motor==0.0.36\n")
     with pytest.raises(ConfigError, match="pins no mongomock version"):
         pinned_mongomock_version(requirements)
+@pytest.mark.gen_test
+async def test_durable_collections_stay_async_and_share_the_store():
+    """services/durability.py's with_options: Motor returns an async collection, and so
+    must the embedded store, over the same documents."""
+    plain = embedded_client()["embedded_store_test"]["things"]
+    durable = plain.with_options(write_concern=WriteConcern("majority", wtimeout=100),
+                                 read_preference=ReadPreference.PRIMARY)
+    await durable.insert_one({"_id": "a", "n": 1})
+    assert await plain.find_one({"_id": "a"}) == {"_id": "a", "n": 1}
+    await plain.update_one({"_id": "a"}, {"$inc": {"n": 1}})
+    assert [doc async for doc in durable.find({})] == [{"_id": "a", "n": 2}]
+    assert durable.write_concern.document == {"w": "majority", "wtimeout": 100}
