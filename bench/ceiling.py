@@ -28,6 +28,7 @@ import orjson
 import tornado.web
 from tornado.httpserver import HTTPServer
 
+from server.runtime import tune_garbage_collector
 from tests.support import PASSWORD, serve_until_signalled
 
 # The API encodes its answers with orjson: so does the ceiling, on every request.
@@ -69,6 +70,7 @@ async def serve(port: int, rounds: int, threads: int, backlog: int) -> None:
         [(r"/(?:auth/)?login", LoginHandler, {"executor": executor, "hashed": hashed}), (r"/.*", OkHandler)],
         log_function=_no_access_log,
     )
+    tune_garbage_collector()  # as the API does
     await serve_until_signalled(HTTPServer(app), port, backlog=backlog)
     executor.shutdown(wait=False, cancel_futures=True)
 
