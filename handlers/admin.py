@@ -13,11 +13,7 @@ class AdminHandler(BaseHandler):
 
 class AdminVideosHandler(AdminHandler):
     async def get(self) -> None:
-        self.write_json(await self.services.admin.videos(
-            limit=self.get_query_argument("limit", None),
-            cursor=self.get_query_argument("cursor", None),
-            active=self.get_query_argument("active", None),
-        ))
+        self.write_json(await self.services.admin.videos(**self.query_arguments("limit", "cursor", "active")))
 
     async def post(self) -> None:
         self.write_json(await self.services.admin.add(self.json_body()), status=201)

@@ -5,13 +5,8 @@ from handlers.base import BaseHandler
 
 class VideosHandler(BaseHandler):
     async def get(self) -> None:
-        page = await self.services.library.browse(
-            self.principal, self.base_url(),
-            limit=self.get_query_argument("limit", None),
-            cursor=self.get_query_argument("cursor", None),
-            q=self.get_query_argument("q", None),
-        )
-        self.write_json(page)
+        self.write_json(await self.services.library.browse(
+            self.principal, self.base_url(), **self.query_arguments("limit", "cursor", "q")))
 
 
 class VideoHandler(BaseHandler):
@@ -26,9 +21,5 @@ class ProgressHandler(BaseHandler):
 
 class HistoryHandler(BaseHandler):
     async def get(self) -> None:
-        page = await self.services.library.history(
-            self.principal, self.base_url(),
-            limit=self.get_query_argument("limit", None),
-            cursor=self.get_query_argument("cursor", None),
-        )
-        self.write_json(page)
+        self.write_json(await self.services.library.history(
+            self.principal, self.base_url(), **self.query_arguments("limit", "cursor")))

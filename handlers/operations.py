@@ -83,7 +83,7 @@ class MetricsHandler(BaseHandler):
         await super().prepare()
         expected = self.config.metrics_token
         if expected and self.request.method != "OPTIONS":
-            presented = self._bearer_token()
+            presented = self.bearer_token()
             # Constant time: the comparison must not tell how much of a guess was right.
             if not hmac.compare_digest(presented.encode(), expected.encode()):
                 raise NotAuthenticated("This metrics token is not valid.")

@@ -45,9 +45,8 @@ from services.playback import TOKEN_REUSE_SECONDS, Playback, PlaybackSigner
 from services.plays import PlayStore
 from services.progress import WatchHistory
 from services.refresh_tokens import RefreshTokenStore
-from services.request_counter import RequestCounter
 from services.sessions import AuthTokenCodec, SessionStore
-from services.throttle import LoginThrottle, SignupThrottle
+from services.throttle import LoginThrottle, PasswordResetThrottle, SignupThrottle
 from services.users import UserStore
 from services.videos import VideoCatalog
 
@@ -89,22 +88,24 @@ ASSET_ROUTES = [
 ]
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Services:
+    """What the handlers and the server use, all built by build_services()."""
+
     accounts: Accounts
     password_reset: PasswordResets
     playback: Playback
-    catalog: VideoCatalog
-    health: DatabaseHealth
-    _stores: tuple
     library: Library
     admin: CatalogAdmin
+    catalog: VideoCatalog  # also for the seeds
+    health: DatabaseHealth
     plays: PlayStore  # start() it when serving, stop() it (a last flush) when shutting down
     watch_history: WatchHistory
     passwords: PasswordHasher  # for its ``waiting`` metric
+    stores: tuple  # every store that declares indexes
 
     async def ensure_indexes(self) -> None:
-        for store in self._stores:
+        for store in self.stores:
             await store.ensure_indexes()
 
 
@@ -131,20 +132,21 @@ def build_services(config: Config, db, executor: Executor) -> Services:
         durable_db, max_per_address=config.signup_max_per_address, window_seconds=config.signup_window_seconds)
     refresh_tokens = RefreshTokenStore(durable_db, ttl_seconds=config.refresh_ttl_seconds,
                                        grace_seconds=config.refresh_reuse_grace_seconds,
-                                       secrets_newest_first=config.jwt_secrets)
+                                       signing_keys=config.jwt_secrets)
     reset_tokens = ResetTokenStore(durable_db, ttl_seconds=config.password_reset_ttl_seconds)
+    reset_throttle = PasswordResetThrottle(
+        durable_db, max_per_email=config.password_reset_max_per_email,
+        max_per_address=config.password_reset_max_per_address, window_seconds=config.password_reset_window_seconds)
     plays = PlayStore(db, catalog, buffer_size=config.plays_buffer_size, flush_seconds=config.plays_flush_seconds)
     watch_history = WatchHistory(db)
     # Everything of a user that deletion removes, sessions first (so logins end first).
     user_data_owners = [sessions, refresh_tokens, reset_tokens, watch_history, plays]
-    accounts = Accounts(users, sessions, AuthTokenCodec(config.jwt_secrets, config.jwt_ttl_seconds), throttle,
-                        refresh_tokens, AccountDeletion(users, user_data_owners), signup_throttle)
+    accounts = Accounts(users=users, sessions=sessions,
+                        tokens=AuthTokenCodec(config.jwt_secrets, config.jwt_ttl_seconds),
+                        refresh_tokens=refresh_tokens, login_throttle=throttle, signup_throttle=signup_throttle,
+                        deletion=AccountDeletion(users, user_data_owners))
     password_reset = PasswordResets(
-        users, reset_tokens, accounts.end_sessions, _mailer(config),
-        per_email=RequestCounter(durable_db, "password_reset_requests", limit=config.password_reset_max_per_email,
-                                 window_seconds=config.password_reset_window_seconds),
-        per_address=RequestCounter(durable_db, "password_reset_requests", limit=config.password_reset_max_per_address,
-                                   window_seconds=config.password_reset_window_seconds),
+        users, reset_tokens, accounts.end_sessions, _mailer(config), throttle=reset_throttle,
         mail_from=config.mail_from, reset_url=config.password_reset_url,
         ttl_seconds=config.password_reset_ttl_seconds,
     )
@@ -157,14 +159,19 @@ def build_services(config: Config, db, executor: Executor) -> Services:
     )
     cursors = CursorCodec(config.jwt_secrets)
     stores = (users, sessions, catalog, throttle, signup_throttle, refresh_tokens, reset_tokens,
-              *password_reset.counters, plays, watch_history)
+              reset_throttle, plays, watch_history)
     return Services(
-        accounts, password_reset, playback, catalog, DatabaseHealth(db), stores,
+        accounts=accounts,
+        password_reset=password_reset,
+        playback=playback,
         library=Library(catalog, playback, watch_history, cursors),
         admin=CatalogAdmin(users, catalog, plays, cursors, config.admin_emails),
+        catalog=catalog,
+        health=DatabaseHealth(db),
         plays=plays,
         watch_history=watch_history,
         passwords=passwords,
+        stores=stores,
     )
 
 
@@ -176,20 +183,33 @@ def _mailer(config: Config):
 
 
 class InFlight:
-    """Counts requests being handled, so shutdown can wait for them to finish."""
+    """The requests being handled, so that shutdown can wait for them to finish. Leaving
+    twice, or without entering, changes nothing.
+
+    BaseHandler reports each request's two ends, because the handler is the one object
+    Tornado tells about both: ``on_finish`` once the answer is complete, and
+    ``on_connection_close`` when the client leaves first, which may be after the body was
+    read, when Tornado tells no one else (and a request abandoned while its body streams
+    in ends with no answer, so ``log_function`` never sees it). Counting in the routing
+    (``find_handler``) instead would miss those ends, or need Tornado's private handler
+    delegate, and would wrap every request in one more object."""
 
     def __init__(self):
-        self.count = 0
+        self._requests: set = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def enter(self) -> None:
-        self.count += 1
+    @property
+    def count(self) -> int:
+        return len(self._requests)
+
+    def enter(self, request) -> None:
+        self._requests.add(request)
         self._idle.clear()
 
-    def leave(self) -> None:
-        self.count -= 1
-        if self.count == 0:
+    def leave(self, request) -> None:
+        self._requests.discard(request)
+        if not self._requests:
             self._idle.set()
 
     async def wait_idle(self, grace_seconds: float) -> bool:
@@ -209,11 +229,10 @@ class VideoApp(tornado.web.Application):
         self.inflight = InFlight()
         # Beside the other log lines, on stderr.
         self.access_log = access_log or AccessLog(sys.stderr, trust_proxy=config.trust_proxy)
-        passwords = services.passwords
         self.metrics = Metrics(
             ROUTES + ASSET_ROUTES,
             in_flight=lambda: self.inflight.count,
-            password_checks_waiting=lambda: passwords.waiting if passwords is not None else 0,
+            password_checks_waiting=lambda: services.passwords.waiting,
         )
         super().__init__(
             ROUTES + ASSET_ROUTES,

@@ -16,6 +16,8 @@ import time
 from json.encoder import encode_basestring_ascii as _json_string
 from typing import TextIO
 
+from handlers.proxy import client_address
+
 access_log = logging.getLogger("app.access")
 
 # Attributes every LogRecord has; anything else was passed through ``extra=``.
@@ -76,16 +78,6 @@ def configure_logging(level: int = logging.INFO) -> None:
 
 # Enough to tell apps, versions and bots apart; a longer header is cut, never logged whole.
 USER_AGENT_CHARS = 160
-
-
-def client_address(request, trust_proxy: bool) -> str:
-    """As BaseHandler.client_address: behind a trusted proxy, the last X-Forwarded-For
-    entry (the one the proxy appended); otherwise the connection's address."""
-    if trust_proxy:
-        forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
-        if forwarded:
-            return forwarded
-    return request.remote_ip or ""
 
 
 class AccessLog:

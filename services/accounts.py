@@ -21,21 +21,20 @@ SESSION_ENDED = "This login has ended. Please log in again."
 
 
 class Accounts:
-    def __init__(self, users: UserStore, sessions: SessionStore, tokens: AuthTokenCodec,
-                 throttle: LoginThrottle, refresh_tokens: RefreshTokenStore | None = None,
-                 deletion: AccountDeletion | None = None, signup_throttle: SignupThrottle | None = None):
+    def __init__(self, *, users: UserStore, sessions: SessionStore, tokens: AuthTokenCodec,
+                 refresh_tokens: RefreshTokenStore, login_throttle: LoginThrottle,
+                 signup_throttle: SignupThrottle, deletion: AccountDeletion):
         self._users = users
         self._sessions = sessions
         self._tokens = tokens
-        self._throttle = throttle
+        self._throttle = login_throttle
         self._refresh = refresh_tokens
         self._deletion = deletion
         self._signup_throttle = signup_throttle
 
     async def signup(self, body, client_address: str | None = None) -> str:
         fields = validation.validated(validation.SIGNUP, body)
-        if self._signup_throttle is not None:
-            await self._signup_throttle.attempt(client_address)  # before the hash it would cost
+        await self._signup_throttle.attempt(client_address)  # before the hash it would cost
         return await self._users.create(fields["name"], fields["email"], fields["password"])
 
     async def login(self, body, client_address: str | None, user_agent: str = "") -> dict:
@@ -53,11 +52,8 @@ class Accounts:
         if not await self._users.is_active(user_id):
             await self._sessions.end(principal)
             raise NotAuthenticated(INVALID_CREDENTIALS)
-        session = {"token": self._tokens.issue(principal), "user": public_user(user)}
-        if self._refresh is not None:
-            session["refresh_token"] = await self._refresh.issue(principal)
-            session["expires_in"] = self._tokens.ttl_seconds
-        return session
+        return {"token": self._tokens.issue(principal), "user": public_user(user),
+                "refresh_token": await self._refresh.issue(principal), "expires_in": self._tokens.ttl_seconds}
 
     async def authenticate(self, bearer_token: str) -> Principal:
         """The caller behind an auth token, provided its session has not ended."""
@@ -100,8 +96,7 @@ class Accounts:
         target = Principal(user_id=principal.user_id, session_id=session_id)
         if not await self._sessions.end(target):
             raise NotFound("You have no such session.")
-        if self._refresh is not None:
-            await self._refresh.end_session(session_id)
+        await self._refresh.end_session(session_id)
 
     async def logout(self, principal: Principal, body=None) -> None:
         """``body`` None (no body, as the original app sends) ends this session."""
@@ -117,13 +112,11 @@ class Accounts:
         # The sessions first: from that moment their tokens are refused. Refresh tokens
         # of an ended session are useless anyway, and are removed right after.
         await self._sessions.end_all(user_id, except_session=except_session)
-        if self._refresh is not None:
-            await self._refresh.end_all(user_id, except_session=except_session)
+        await self._refresh.end_all(user_id, except_session=except_session)
 
     async def _end_session(self, principal: Principal) -> None:
         await self._sessions.end(principal)
-        if self._refresh is not None:
-            await self._refresh.end_session(principal.session_id)
+        await self._refresh.end_session(principal.session_id)
 
     # ----- changing the password, leaving ------------------------------------------------
 

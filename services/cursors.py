@@ -47,10 +47,10 @@ def after_key(field: str, moment: dt.datetime, object_id, descending: bool = Fal
 
 class CursorCodec:
     """Each list has its own ``kind``, so one list's cursor is refused by another.
-    ``secrets`` newest first, as for the other tokens: the newest signs, all verify."""
+    ``signing_keys`` newest first, as for the other tokens: the newest signs, all verify."""
 
-    def __init__(self, secrets: tuple[str, ...]):
-        self._serializer = URLSafeSerializer(list(reversed(secrets)), salt=CURSOR_SALT)
+    def __init__(self, signing_keys: tuple[str, ...]):
+        self._serializer = URLSafeSerializer(list(reversed(signing_keys)), salt=CURSOR_SALT)
 
     def encode(self, kind: str, moment: dt.datetime, object_id) -> str:
         moment = as_utc(moment)

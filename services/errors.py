@@ -1,6 +1,6 @@
 """What can go wrong in the domain, in words a person can read.
 
-Handlers map each class to an HTTP status in one table (handlers/base.py); the
+Handlers map each class to an HTTP status in one table (handlers/errors.py); the
 services themselves know nothing of HTTP.
 """
 

@@ -21,8 +21,8 @@ from email.message import EmailMessage
 
 from services import validation
 from services.clock import as_utc, utcnow
-from services.errors import FeatureUnavailable, NotAuthenticated, TooManyAttempts
-from services.request_counter import RequestCounter
+from services.errors import FeatureUnavailable, NotAuthenticated
+from services.throttle import PasswordResetThrottle
 from services.users import UserStore
 
 log = logging.getLogger("app.accounts")
@@ -72,7 +72,7 @@ class ResetTokenStore:
 
 class PasswordResets:
     def __init__(self, users: UserStore, tokens: ResetTokenStore, end_sessions, mailer, *,
-                 per_email: RequestCounter, per_address: RequestCounter,
+                 throttle: PasswordResetThrottle,
                  mail_from: str, reset_url: str, ttl_seconds: int):
         """``mailer`` None: reset is not available (production without SMTP_URL).
         ``end_sessions(user_id)`` ends every session of the account."""
@@ -80,23 +80,18 @@ class PasswordResets:
         self._tokens = tokens
         self._end_sessions = end_sessions
         self._mailer = mailer
-        self._per_email = per_email
-        self._per_address = per_address
+        self._throttle = throttle
         self._mail_from = mail_from
         self._reset_url = reset_url
         self._ttl_minutes = max(1, ttl_seconds // 60)
         self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=MAIL_QUEUE_SIZE)
         self._worker: asyncio.Task | None = None
 
-    @property
-    def counters(self) -> tuple[RequestCounter, RequestCounter]:
-        return self._per_email, self._per_address
-
     async def request(self, body, client_address: str | None) -> str:
         if self._mailer is None:
             raise FeatureUnavailable(UNAVAILABLE)
         email = validation.validated(validation.RESET_REQUEST, body)["email"]
-        await self._throttle(email, client_address)
+        await self._throttle.attempt(email, client_address)
         try:
             self._queue.put_nowait(email)
         except asyncio.QueueFull:
@@ -117,17 +112,6 @@ class PasswordResets:
         """Waits until every queued mail has been handled (tests, shutdown)."""
         if self._worker is not None:
             await asyncio.shield(self._worker)
-
-    async def _throttle(self, email: str, client_address: str | None) -> None:
-        # One seam for the shared limiter (services/ratelimit.py) once it lands.
-        keys = [(self._per_email, f"email:{email}")]
-        if client_address:
-            keys.append((self._per_address, f"address:{client_address}"))
-        for counter, key in keys:
-            wait = await counter.hit(key)
-            if wait is not None:
-                raise TooManyAttempts("Too many password reset requests. Please wait a while and try again.",
-                                      retry_after=wait)
 
     def _start_worker(self) -> None:
         if self._worker is None or self._worker.done():

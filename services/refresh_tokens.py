@@ -63,11 +63,11 @@ class RefreshTokenReplayed(Exception):
 
 
 class RefreshTokenStore:
-    def __init__(self, db, *, ttl_seconds: int, grace_seconds: float, secrets_newest_first: tuple[str, ...]):
+    def __init__(self, db, *, ttl_seconds: int, grace_seconds: float, signing_keys: tuple[str, ...]):
         self._tokens = db["refresh_tokens"]
         self._ttl = dt.timedelta(seconds=ttl_seconds)
         self._grace = dt.timedelta(seconds=grace_seconds)
-        self._secrets = secrets_newest_first
+        self._signing_keys = signing_keys
 
     async def ensure_indexes(self) -> None:
         # Lookups are by _id (the hash); these serve expiry and the bulk revocations.
@@ -98,7 +98,7 @@ class RefreshTokenStore:
             return None
         hashed = token_hash(token)
         now = utcnow()
-        successor = successor_of(token, self._secrets[0])
+        successor = successor_of(token, self._signing_keys[0])
         # The one atomic step: of any number of concurrent presentations, one spends it.
         spent = await self._tokens.find_one_and_update(
             {"_id": hashed, "spent_at": None, "expires_at": {"$gt": now}},
@@ -118,7 +118,7 @@ class RefreshTokenStore:
         if now - as_utc(found["spent_at"]) > self._grace:
             raise RefreshTokenReplayed(principal)
         # A retry within the grace window: the same successor, whichever of our secrets made it.
-        for secret in self._secrets:
+        for secret in self._signing_keys:
             successor = successor_of(token, secret)
             if token_hash(successor) == found.get("successor_hash"):
                 # Stored again in case the first refresh was cut off before it stored it.

@@ -1,10 +1,11 @@
-"""Login throttling: at most so many attempts per account and per client address in a
-window (OWASP ASVS V2.2.1: anti-automation against credential stuffing and brute force).
+"""Throttles, each on the shared limiter (services/ratelimit.py: one atomic update a hit).
 
-Each attempt is counted *before* its password is checked, atomically (see
-services/ratelimit.py), so a burst of concurrent guesses cannot get more checks than the
-limit. A successful login clears its account's count and gives its address back the
-attempt, so only failures add up.
+Login: at most so many attempts per account and per client address in a window (OWASP
+ASVS V2.2.1: anti-automation against credential stuffing and brute force). Each attempt
+is counted *before* its password is checked, so a burst of concurrent guesses cannot get
+more checks than the limit. A successful login clears its account's count and gives its
+address back the attempt, so only failures add up. Sign-ups per address, and password
+reset requests per email and per address, are counted alike.
 """
 
 from __future__ import annotations
@@ -15,35 +16,49 @@ LOCKED_OUT = "Too many failed login attempts. Please wait a few minutes and try 
 COLLECTION = "login_failures"
 
 
-class LoginThrottle:
-    def __init__(self, db, *, max_per_account: int, max_per_address: int, window_seconds: int):
-        counters = db[COLLECTION]
-        self._per_account = FixedWindowLimiter(counters, limit=max_per_account, window_seconds=window_seconds,
-                                               message=LOCKED_OUT)
-        self._per_address = FixedWindowLimiter(counters, limit=max_per_address, window_seconds=window_seconds,
-                                               message=LOCKED_OUT)
+class _PerSubjectAndAddress:
+    """Two limits in one collection: per subject (``<kind>:<email>``) and per client address.
+    The address is counted first: once it is refused, it uses up no one's per-subject
+    allowance (a flood from one address cannot lock other people out)."""
+
+    def __init__(self, collection, *, kind: str, max_per_subject: int, max_per_address: int,
+                 window_seconds: int, message: str):
+        self._kind = kind
+        self._per_subject = FixedWindowLimiter(collection, limit=max_per_subject, window_seconds=window_seconds,
+                                               message=message)
+        self._per_address = FixedWindowLimiter(collection, limit=max_per_address, window_seconds=window_seconds,
+                                               message=message)
 
     async def ensure_indexes(self) -> None:
-        await self._per_account.ensure_indexes()
+        await self._per_subject.ensure_indexes()
 
     async def attempt(self, email: str, address: str | None) -> None:
-        """Counts this attempt before its password is checked; raises TooManyAttempts
-        (counting nothing more) while the address or the account is locked out."""
+        """Counts this attempt; raises TooManyAttempts (counting nothing more) while the
+        address or the subject is at its limit."""
         if address:
             await self._per_address.hit(f"address:{address}")
-        await self._per_account.hit(f"account:{email}")
+        await self._per_subject.hit(f"{self._kind}:{email}")
+
+
+class LoginThrottle(_PerSubjectAndAddress):
+    """Password checks (login, and the password-confirmed account changes), counted before
+    the password is checked."""
+
+    def __init__(self, db, *, max_per_account: int, max_per_address: int, window_seconds: int):
+        super().__init__(db[COLLECTION], kind="account", max_per_subject=max_per_account,
+                         max_per_address=max_per_address, window_seconds=window_seconds, message=LOCKED_OUT)
 
     async def unchecked(self, email: str, address: str | None) -> None:
         """The attempt was counted but its password never checked (the service was too
         busy): it is given back, so a retry after a 503 costs the user nothing."""
-        await self._per_account.refund(f"account:{email}")
+        await self._per_subject.refund(f"account:{email}")
         if address:
             await self._per_address.refund(f"address:{address}")
 
     async def succeeded(self, email: str, address: str | None = None) -> None:
         """The password was right: the account's count starts again, and the address
         (if given) gets this attempt back."""
-        await self._per_account.forgive(f"account:{email}")
+        await self._per_subject.forgive(f"account:{email}")
         if address:
             await self._per_address.refund(f"address:{address}")
 
@@ -63,3 +78,13 @@ class SignupThrottle:
     async def attempt(self, address: str | None) -> None:
         if address:
             await self._per_address.hit(f"address:{address}")
+
+
+class PasswordResetThrottle(_PerSubjectAndAddress):
+    """Reset requests per email (each may send a mail to it) and per client address.
+    Unknown emails count like known ones, so the answers tell nothing about accounts."""
+
+    def __init__(self, db, *, max_per_email: int, max_per_address: int, window_seconds: int):
+        super().__init__(db["password_reset_requests"], kind="email", max_per_subject=max_per_email,
+                         max_per_address=max_per_address, window_seconds=window_seconds,
+                         message="Too many password reset requests. Please wait a while and try again.")

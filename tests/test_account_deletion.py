@@ -141,7 +141,7 @@ async def test_an_interrupted_deletion_leaves_nothing_that_logs_in_and_is_finish
     pair = await accounts.login(ANN, None)
     users = UserStore(database, PasswordHasher(4, executor))
     sessions = SessionStore(database, 3600)
-    refresh_tokens = RefreshTokenStore(database, ttl_seconds=3600, grace_seconds=10, secrets_newest_first=("k" * 32,))
+    refresh_tokens = RefreshTokenStore(database, ttl_seconds=3600, grace_seconds=10, signing_keys=("k" * 32,))
     watch_history = Outage()  # stands for the catalog's store, which comes after ours
     deletion = AccountDeletion(users, [sessions, refresh_tokens, ResetTokenStore(database, 60), watch_history])
 

@@ -170,6 +170,6 @@ def _guarded_handles(obj, depth: int = 2) -> list:
 
 def test_every_store_gets_the_guarded_database(config, database, executor):
     services = build_services(config, database, executor)
-    stores = [*services._stores, services.health]
+    stores = [*services.stores, services.health]
     for store in stores:
         assert _guarded_handles(store), f"{type(store).__name__} holds no guarded database handle"

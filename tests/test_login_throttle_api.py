@@ -10,6 +10,20 @@ WRONG = {"email": "ann@example.com", "password": "wrong password"}
 RIGHT = {"email": "ann@example.com", "password": PASSWORD}
 
 
+@pytest.fixture
+def checks(services, monkeypatch) -> list[str]:
+    """The passwords the hasher is asked to check, as they are asked."""
+    asked = []
+    original = services.passwords.check
+
+    async def counted(password, hashed):
+        asked.append(password)
+        return await original(password, hashed)
+
+    monkeypatch.setattr(services.passwords, "check", counted)
+    return asked
+
+
 @pytest.mark.gen_test
 async def test_five_failures_lock_the_account_even_for_the_right_password(api):
     await api.signup()
@@ -65,17 +79,9 @@ async def test_without_a_trusted_proxy_a_forged_forwarded_header_does_not_dodge_
 
 
 @pytest.mark.gen_test(timeout=60)
-async def test_concurrent_guesses_get_no_more_password_checks_than_the_limit(api, services, monkeypatch):
+async def test_concurrent_guesses_get_no_more_password_checks_than_the_limit(api, checks):
     """39 wrong passwords at once for one account: the limit (5) is checked, the rest 429."""
     await api.signup()
-    checks = []
-    original = services.passwords.check
-
-    async def counted(password, hashed):
-        checks.append(password)
-        return await original(password, hashed)
-
-    monkeypatch.setattr(services.passwords, "check", counted)
     replies = await asyncio.gather(*(api.post("/auth/login", WRONG) for _ in range(39)))
     statuses = sorted(r.status for r in replies)
     assert len(checks) <= 5
@@ -85,15 +91,7 @@ async def test_concurrent_guesses_get_no_more_password_checks_than_the_limit(api
 @pytest.mark.parametrize("config_overrides", [{"login_max_failures_per_address": 4}])
 @pytest.mark.gen_test(timeout=60)
 async def test_concurrent_guesses_from_one_address_get_no_more_checks_than_its_limit(
-        api, services, monkeypatch, config_overrides):
-    checks = []
-    original = services.passwords.check
-
-    async def counted(password, hashed):
-        checks.append(password)
-        return await original(password, hashed)
-
-    monkeypatch.setattr(services.passwords, "check", counted)
+        api, checks, config_overrides):
     replies = await asyncio.gather(*(
         api.post("/auth/login", {"email": f"u{i}@example.com", "password": "wrong password"}) for i in range(32)))
     assert len(checks) <= 4

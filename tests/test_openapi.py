@@ -29,8 +29,8 @@ def openapi_path(route_pattern: str) -> str:
 
 def implemented_methods(handler: type[tornado.web.RequestHandler]) -> set[str]:
     """The methods a handler serves (BaseHandler's CORS `options` aside): those it defines
-    itself rather than inheriting Tornado's 405 placeholder, as BaseHandler.prepare decides.
-    HEAD, served wherever GET is (BaseHandler.head), is not repeated in the document."""
+    itself rather than inheriting Tornado's 405 placeholder, as handlers/methods.py decides.
+    HEAD, served wherever GET is (KnownMethods.head), is not repeated in the document."""
     return {m for m in HTTP_METHODS if m != "head"
             and getattr(handler, m) is not getattr(tornado.web.RequestHandler, m)}
 

@@ -21,7 +21,7 @@ from services.clock import utcnow
 from services.errors import FeatureUnavailable
 from services.mail import SmtpMailer, parse_smtp_url
 from services.password_reset import PasswordResets, ResetTokenStore
-from services.request_counter import RequestCounter
+from services.throttle import PasswordResetThrottle
 from services.users import UserStore
 from tests.support import HOST, PASSWORD, Api, close_server, listen
 
@@ -319,8 +319,7 @@ async def test_the_request_never_waits_for_the_lookup_or_the_mail(database, serv
     mailer = BlockedMailer()
     resets = PasswordResets(
         UserStore(database, None), ResetTokenStore(database, 1800), None, mailer,
-        per_email=RequestCounter(database, "c", limit=100, window_seconds=60),
-        per_address=RequestCounter(database, "c", limit=100, window_seconds=60),
+        throttle=PasswordResetThrottle(database, max_per_email=100, max_per_address=100, window_seconds=60),
         mail_from="a@example.com", reset_url="x?{token}", ttl_seconds=1800)
     for address in ("ann@example.com", "nobody@example.com"):
         started = time.monotonic()
@@ -334,8 +333,7 @@ async def test_the_request_never_waits_for_the_lookup_or_the_mail(database, serv
 async def test_without_a_mailer_reset_is_unavailable(database):
     resets = PasswordResets(
         UserStore(database, None), ResetTokenStore(database, 1800), None, None,
-        per_email=RequestCounter(database, "c", limit=100, window_seconds=60),
-        per_address=RequestCounter(database, "c", limit=100, window_seconds=60),
+        throttle=PasswordResetThrottle(database, max_per_email=100, max_per_address=100, window_seconds=60),
         mail_from="a@example.com", reset_url="x?{token}", ttl_seconds=1800)
     with pytest.raises(FeatureUnavailable):
         await resets.request({"email": "ann@example.com"}, None)

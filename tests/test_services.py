@@ -14,7 +14,7 @@ from services.ids import canonical_video_id, parse_object_id
 from services.playback import PlaybackSigner
 from services.ratelimit import FixedWindowLimiter
 from services.sessions import AuthTokenCodec, Principal, SessionStore
-from services.throttle import LoginThrottle
+from services.throttle import LoginThrottle, PasswordResetThrottle
 from services.videos import VideoCatalog
 from tests.support import PASSWORD
 
@@ -196,6 +196,29 @@ async def test_the_limiter_lets_exactly_the_limit_through_when_hits_race(databas
     assert all(o is None or isinstance(o, TooManyAttempts) for o in outcomes)
     assert refused[0].message == "slow down" and 0 < refused[0].retry_after <= 60
     assert (await database["limits"].find_one({"_id": "k"}))["count"] == 7
+
+
+async def _refused(attempt) -> bool:
+    try:
+        await attempt
+    except TooManyAttempts as error:
+        assert error.message == "Too many password reset requests. Please wait a while and try again."
+        assert 0 < error.retry_after <= 60
+        return True
+    return False
+
+
+@pytest.mark.gen_test
+async def test_reset_requests_are_limited_per_email_and_per_address(database):
+    resets = PasswordResetThrottle(database, max_per_email=2, max_per_address=4, window_seconds=60)
+    await resets.ensure_indexes()
+    assert [await _refused(resets.attempt("ann@example.com", "10.0.0.1")) for _ in range(3)] == [False, False, True]
+    assert not await _refused(resets.attempt("bob@example.com", None))  # other emails are unaffected
+    assert [await _refused(resets.attempt(f"u{i}@example.com", "10.0.0.1")) for i in range(2)] == [False, True]
+    counts = {c["_id"]: c["count"] async for c in database["password_reset_requests"].find()}
+    # The address is counted first: once refused, it uses up no email's allowance (no u1).
+    assert counts == {"address:10.0.0.1": 4, "email:ann@example.com": 2, "email:bob@example.com": 1,
+                      "email:u0@example.com": 1}
 
 
 # ----- sessions ---------------------------------------------------------------------------

@@ -339,12 +339,12 @@ async def test_a_retry_finds_its_pair_after_the_secret_was_rotated(database):
     from services.sessions import Principal
 
     old, new = "o" * 40, "n" * 40
-    before = RefreshTokenStore(database, ttl_seconds=60, grace_seconds=10, secrets_newest_first=(old,))
-    after = RefreshTokenStore(database, ttl_seconds=60, grace_seconds=10, secrets_newest_first=(new, old))
+    before = RefreshTokenStore(database, ttl_seconds=60, grace_seconds=10, signing_keys=(old,))
+    after = RefreshTokenStore(database, ttl_seconds=60, grace_seconds=10, signing_keys=(new, old))
     token = await before.issue(Principal("ann-id", "s1"))
     first = await before.rotate(token, access_issued_at=1000)
     retry = await after.rotate(token, access_issued_at=2000)
     assert (retry.refresh_token, retry.access_issued_at, retry.first) == (first.refresh_token, 1000, False)
     # Without the old secret the pair cannot be made again: refused, not a different pair.
     assert await RefreshTokenStore(database, ttl_seconds=60, grace_seconds=10,
-                                   secrets_newest_first=(new,)).rotate(token, access_issued_at=3000) is None
+                                   signing_keys=(new,)).rotate(token, access_issued_at=3000) is None

@@ -277,7 +277,7 @@ async def test_password_reset_request_throttle(wire):
                                                         "expires_at": utc(hours=1)}
     await wire.services.password_reset.request({"email": EMAIL}, ADDRESS)
     await wire.services.password_reset.idle()  # the background lookup and token, on the wire too
-    assert_durable(wire.primary, {("findandmodify", "password_reset_requests"), ("find", "users"),
+    assert_durable(wire.primary, {("update", "password_reset_requests"), ("find", "users"),
                                   ("insert", "password_reset_tokens")})
 
 

@@ -1,0 +1,69 @@
+"""Request bodies: streamed, bounded by MAX_BODY_BYTES without ever being kept whole past
+it, and parsed as JSON on demand.
+
+A declared ``Content-Length`` over the limit is refused before any of the body is read (a
+413 from its headers alone; server/connection.py then keeps or lingers the connection).
+A chunked body has no declared length: past the limit its chunks are dropped, never
+kept, and the handler answers 413 (the HTTP server cuts off one that goes on far longer).
+Chunks that arrive after the answer, or after the client went away, are dropped too.
+"""
+
+from __future__ import annotations
+
+import json
+
+from handlers.errors import HttpProblem
+from services.errors import InvalidInput
+
+
+class JsonBody:
+    """For handlers under ``@tornado.web.stream_request_body``: start_body() as the handler
+    starts, drop_body() once it has answered or its client has left."""
+
+    def start_body(self) -> None:
+        self._body: bytearray | None = bytearray()  # None once chunks are dropped
+        self._body_too_large = False
+
+    def drop_body(self) -> None:
+        """From now on what arrives is dropped (an early answer's body), and what came is freed."""
+        self._body = None
+
+    def refuse_declared_oversize(self) -> None:
+        """A step of prepare(): 413 for a declared length over the limit."""
+        length = self.request.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > self.config.max_body_bytes:
+            raise self._body_too_large_problem()
+
+    def data_received(self, chunk: bytes) -> None:
+        body = self._body
+        if body is None:
+            return  # past the limit, answered already, or the client left: read and dropped
+        if len(body) + len(chunk) > self.config.max_body_bytes:
+            self._body_too_large = True
+            self._body = None
+        else:
+            body.extend(chunk)
+
+    def json_body(self):
+        """The parsed JSON body (any JSON value: the service's validation says what it must be)."""
+        if self._body_too_large:
+            raise self._body_too_large_problem()
+        if not self._body or not self._body.strip():
+            raise InvalidInput("The request body must be a JSON object.")
+        try:
+            return json.loads(self._body)
+        except (ValueError, RecursionError):  # bad JSON, bad UTF-8, absurd nesting
+            raise InvalidInput("The request body must be valid JSON.") from None
+
+    def optional_json_body(self):
+        """As json_body(), but None for an absent (empty) body."""
+        if not self._body_too_large and not (self._body and self._body.strip()):
+            return None
+        body = self.json_body()
+        if body is None:  # a JSON null is a body, and not an object: not the same as none
+            raise InvalidInput("The request body must be a JSON object.")
+        return body
+
+    def _body_too_large_problem(self) -> HttpProblem:
+        limit_kib = self.config.max_body_bytes // 1024
+        return HttpProblem(413, f"The request body is too large: the limit is {limit_kib} KiB.")
