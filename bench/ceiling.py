@@ -6,33 +6,43 @@ requests a second one Tornado process can serve on this machine at all, so the A
 numbers can be read as a fraction of that instead of as absolute figures that change
 from machine to machine.
 
-It also answers POST /login with one bcrypt check (at BCRYPT_ROUNDS, on BCRYPT_THREADS
+It is sent the same requests as the API (the same path, query string, bearer token
+and body) and listens with the same backlog (LISTEN_BACKLOG), so that what the API
+costs on top of it is the API's own work, not the shape of the request.
+
+It also answers POST /login (and /auth/login) with one bcrypt check (at BCRYPT_ROUNDS, on BCRYPT_THREADS
 threads, as the API is configured) and nothing else: under the login storm it is the
 best any Tornado process could do on this machine, the reference for the API's storm.
 
-    PORT=8123 BCRYPT_ROUNDS=12 BCRYPT_THREADS=3 python -m bench.ceiling
+    PORT=8123 BCRYPT_ROUNDS=12 BCRYPT_THREADS=3 LISTEN_BACKLOG=2048 python -m bench.ceiling
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 
 import bcrypt
+import orjson
 import tornado.web
 from tornado.httpserver import HTTPServer
 
+from server.runtime import tune_garbage_collector
 from tests.support import PASSWORD, serve_until_signalled
 
-BODY = json.dumps({"status": "ok"}, separators=(",", ":"))
+# The API encodes its answers with orjson: so does the ceiling, on every request.
+OK = {"status": "ok"}
 
 
 class OkHandler(tornado.web.RequestHandler):
+    """Any GET or PUT (its body read whole by Tornado, and not looked at)."""
+
     def get(self) -> None:
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(BODY)
+        self.finish(orjson.dumps(OK))
+
+    put = get
 
 
 class LoginHandler(tornado.web.RequestHandler):
@@ -45,7 +55,7 @@ class LoginHandler(tornado.web.RequestHandler):
     async def post(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self.executor, bcrypt.checkpw, PASSWORD.encode(), self.hashed)
         self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(BODY)
+        self.finish(orjson.dumps(OK))
 
 
 def _no_access_log(handler) -> None:
@@ -53,14 +63,15 @@ def _no_access_log(handler) -> None:
     should not pay for anything the minimal app does not need."""
 
 
-async def serve(port: int, rounds: int, threads: int) -> None:
+async def serve(port: int, rounds: int, threads: int, backlog: int) -> None:
     executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="bcrypt")
     hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds))
     app = tornado.web.Application(
-        [(r"/login", LoginHandler, {"executor": executor, "hashed": hashed}), (r"/.*", OkHandler)],
+        [(r"/(?:auth/)?login", LoginHandler, {"executor": executor, "hashed": hashed}), (r"/.*", OkHandler)],
         log_function=_no_access_log,
     )
-    await serve_until_signalled(HTTPServer(app), port)
+    tune_garbage_collector()  # as the API does
+    await serve_until_signalled(HTTPServer(app), port, backlog=backlog)
     executor.shutdown(wait=False, cancel_futures=True)
 
 
@@ -69,4 +80,5 @@ if __name__ == "__main__":
         int(os.environ["PORT"]),
         rounds=int(os.environ.get("BCRYPT_ROUNDS", "12")),
         threads=int(os.environ.get("BCRYPT_THREADS", "0")) or os.cpu_count() or 1,
+        backlog=int(os.environ.get("LISTEN_BACKLOG", "128")),
     ))

@@ -86,6 +86,7 @@ def combine_rounds(results: list[dict]) -> dict:
         "socket_errors": sum(r["socket_errors"] for r in results),
         "errors": errors,
         "rounds_requests_per_s": [r["requests_per_s"] for r in results],
+        "rounds_errors": [r["non_2xx"] + r["socket_errors"] for r in results],
     }
 
 

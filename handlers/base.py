@@ -13,8 +13,7 @@ Each concrete handler only parses its input, calls one service and shapes the an
 
 from __future__ import annotations
 
-import json
-
+import orjson
 import tornado.web
 
 from handlers.auth import BearerAuth
@@ -24,9 +23,6 @@ from handlers.errors import DEFAULT_MESSAGES, ErrorAnswers, HttpProblem
 from handlers.headers import ApiHeaders
 from handlers.methods import KnownMethods
 from handlers.proxy import ProxyAware
-
-# Built once: json.dumps() with any option builds a new encoder on every call.
-JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 @tornado.web.stream_request_body
@@ -80,7 +76,8 @@ class BaseHandler(ErrorAnswers, Cors, JsonBody, BearerAuth, ProxyAware, ApiHeade
 
     def write_json(self, payload: dict, status: int = 200) -> None:
         self.set_status(status)
-        self.finish(JSON.encode(payload))
+        # orjson: compact UTF-8 bytes, about 20 times faster than json.JSONEncoder (bench/README.md).
+        self.finish(orjson.dumps(payload))
 
 
 class NotFoundHandler(BaseHandler):

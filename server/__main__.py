@@ -25,6 +25,7 @@ from server.app import VideoApp, build_services, make_http_server
 from server.config import Config, ConfigError, load_config, read_dotenv
 from server.database import close, connect, describe
 from server.logs import configure_logging
+from server.runtime import tune_garbage_collector
 from services.errors import DatabaseUnavailable
 
 log = logging.getLogger("server")
@@ -80,9 +81,10 @@ async def serve(config: Config, started: asyncio.Future | None = None,
     services.plays.start()
     app = VideoApp(config, services)
     openapi_json()  # parse the API document now rather than during the first request for it
+    tune_garbage_collector()
     server = make_http_server(app)
     if sockets is None:
-        server.listen(config.port, address=config.host)
+        server.listen(config.port, address=config.host, backlog=config.listen_backlog)
     else:
         server.add_sockets(sockets)
 
@@ -127,7 +129,7 @@ async def serve(config: Config, started: asyncio.Future | None = None,
 
 def run_workers(config: Config) -> int:
     """WEB_CONCURRENCY workers accepting on one socket bound before the fork."""
-    sockets = bind_sockets(config.port, address=config.host)
+    sockets = bind_sockets(config.port, address=config.host, backlog=config.listen_backlog)
     children: dict[int, int] = {}
     for index in range(config.web_concurrency):
         pid = os.fork()

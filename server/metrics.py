@@ -5,16 +5,22 @@ registry would make the second one fail on duplicate names). Requests are labell
 route PATTERN (``/video/{video_id}/play``), never by raw path, so ids cannot grow the
 label set; a path no route matches is ``unmatched``.
 
-The cost per request is one dict lookup, one counter increment and one histogram
-observation: the labelled children are resolved once per (handler class, status) and
-kept, rather than looked up by label values on every request.
+The per-request figures are plain counters in dicts, added to on the event loop (the
+only thread that finishes requests, so no lock is needed), and turned into Prometheus
+metric families only when /metrics is scraped (``RequestCollector``). prometheus_client's
+own Counter and Histogram take a lock and walk the buckets on every observation (about
+2 µs a request, timeit); this way it costs a few dict operations, 0.006 M instructions a
+request less (python -m bench.callgrind).
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.utils import floatToGoString
 
 UNMATCHED_ROUTE = "unmatched"
 # From a fast health check to a slow bcrypt login under load (seconds).
@@ -34,12 +40,11 @@ class Metrics:
         ``password_checks_waiting``: functions read at each scrape."""
         self.registry = CollectorRegistry(auto_describe=True)
         self._route_of = {handler: route_label(pattern) for pattern, handler, *_ in routes}
-        self._requests = Counter(
-            "http_requests", "HTTP requests answered, by route pattern and status.",
-            ["route", "status"], registry=self.registry)
-        self._latency = Histogram(
-            "http_request_duration_seconds", "Time from reading a request to finishing its answer, by route pattern.",
-            ["route"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        # (handler class, status) -> requests; handler class -> [count per bucket (the
+        # last one past every bound), ..., sum of seconds]
+        self._requests: dict[tuple[type, int], int] = {}
+        self._latency: dict[type, list] = {}
+        self.registry.register(RequestCollector(self))
         Gauge("http_requests_in_flight", "Requests being handled now.",
               registry=self.registry).set_function(in_flight)
         Gauge("password_checks_waiting", "Password hashes and checks queued for a bcrypt thread.",
@@ -52,18 +57,58 @@ class Metrics:
 
     def observe(self, handler) -> None:
         """Records one finished request (called from the Application's log_function)."""
-        status = handler.get_status()
         cls = type(handler)
-        counter = self._request_children.get((cls, status))
-        if counter is None:
-            counter = self._requests.labels(self._route_of.get(cls, UNMATCHED_ROUTE), str(status))
-            self._request_children[(cls, status)] = counter
-        counter.inc()
-        latency = self._latency_children.get(cls)
+        key = (cls, handler.get_status())
+        requests = self._requests
+        requests[key] = requests.get(key, 0) + 1
+        seconds = handler.request.request_time()
+        latency = self._latency.get(cls)
         if latency is None:
-            latency = self._latency.labels(self._route_of.get(cls, UNMATCHED_ROUTE))
-            self._latency_children[cls] = latency
-        latency.observe(handler.request.request_time())
+            latency = self._latency[cls] = [0] * (len(LATENCY_BUCKETS) + 1) + [0.0]
+        # A bucket's bound is inclusive (le): the first bound >= seconds.
+        latency[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        latency[-1] += seconds
+
+    def route_of(self, cls: type) -> str:
+        return self._route_of.get(cls, UNMATCHED_ROUTE)
 
     def database_unavailable(self) -> None:
         self._database_unavailable.inc()
+
+
+class RequestCollector:
+    """The request counters of one Metrics, as Prometheus metric families, at scrape time."""
+
+    def __init__(self, metrics: Metrics):
+        self._metrics = metrics
+
+    def describe(self):
+        return [CounterMetricFamily("http_requests", _REQUESTS_HELP, labels=["route", "status"]),
+                HistogramMetricFamily("http_request_duration_seconds", _LATENCY_HELP, labels=["route"])]
+
+    def collect(self):
+        metrics = self._metrics
+        requests = CounterMetricFamily("http_requests", _REQUESTS_HELP, labels=["route", "status"])
+        by_label: dict[tuple[str, str], int] = {}
+        for (cls, status), count in list(metrics._requests.items()):
+            label = (metrics.route_of(cls), str(status))
+            by_label[label] = by_label.get(label, 0) + count  # unmatched: several classes, one label
+        for label, count in by_label.items():
+            requests.add_metric(label, count)
+        latency = HistogramMetricFamily("http_request_duration_seconds", _LATENCY_HELP, labels=["route"])
+        by_route: dict[str, list] = {}
+        for cls, counts in list(metrics._latency.items()):
+            merged = by_route.setdefault(metrics.route_of(cls), [0] * len(counts[:-1]) + [0.0])
+            for index, value in enumerate(counts):
+                merged[index] += value
+        for route, counts in by_route.items():
+            cumulative, buckets = 0, []
+            for bound, count in zip((*LATENCY_BUCKETS, float("inf")), counts[:-1], strict=True):
+                cumulative += count
+                buckets.append((floatToGoString(bound), cumulative))
+            latency.add_metric([route], buckets, counts[-1])
+        return [requests, latency]
+
+
+_REQUESTS_HELP = "HTTP requests answered, by route pattern and status."
+_LATENCY_HELP = "Time from reading a request to finishing its answer, by route pattern."

@@ -40,7 +40,8 @@ class PlaybackSigner:
     Every app launch asks for the dashboard, so the same user would get the same
     videos signed again and again. A token minted less than ``reuse_seconds`` ago for
     the same video, user and session is handed out again instead: it grants exactly the
-    same, and only expires that much sooner.
+    same, and only expires that much sooner. Its URL-quoted form (for ``play_url``) is
+    kept with it, so a list of 20 videos does not quote 20 tokens again.
     """
 
     def __init__(self, signing_keys: tuple[str, ...], max_age_seconds: int, reuse_seconds: float = 0):
@@ -48,20 +49,25 @@ class PlaybackSigner:
         self._serializer = URLSafeTimedSerializer(list(reversed(signing_keys)), salt=PLAYBACK_SALT)
         self._max_age = max_age_seconds
         self._reuse_seconds = min(reuse_seconds, max_age_seconds / 10)
-        self._recent: OrderedDict[tuple[str, Principal], tuple[float, str]] = OrderedDict()
+        self._recent: OrderedDict[tuple[str, Principal], tuple[float, str, str]] = OrderedDict()
         self._verified = VerifiedTokens(self._decode, self._is_current, EXPIRED)
 
     def sign(self, video_id: str, principal: Principal) -> str:
+        return self.sign_for_url(video_id, principal)[0]
+
+    def sign_for_url(self, video_id: str, principal: Principal) -> tuple[str, str]:
+        """The token, and the token quoted for a URL's query string."""
         key = (video_id, principal)
         now = time.monotonic()
         recent = self._recent.get(key)
         if recent is not None and now - recent[0] < self._reuse_seconds:
-            return recent[1]
+            return recent[1], recent[2]
         token = self._serializer.dumps({"v": video_id, "u": principal.user_id, "s": principal.session_id})
-        self._recent[key] = (now, token)
+        quoted = quote(token, safe="")
+        self._recent[key] = (now, token, quoted)
         if len(self._recent) > RECENT_TOKENS_KEPT:
             self._recent.popitem(last=False)  # the oldest: memory stays bounded
-        return token
+        return token, quoted
 
     def verify(self, token: str) -> PlaybackGrant:
         return self._verified.verify(token)
@@ -106,14 +112,14 @@ class Playback:
         items = []
         for video in videos:
             video_id = str(video["_id"])
-            token = self._signer.sign(video_id, principal)
+            token, quoted = self._signer.sign_for_url(video_id, principal)
             items.append({
                 "id": video_id,
                 "title": video["title"],
                 "description": video.get("description", ""),
                 "thumbnail_url": video.get("thumbnail_url", ""),
                 "playback_token": token,
-                "play_url": f"{base_url}/video/{video_id}/play?token={quote(token, safe='')}",
+                "play_url": f"{base_url}/video/{video_id}/play?token={quoted}",
             })
         return items
 

@@ -186,3 +186,18 @@ def test_the_mongodb_driver_is_motor_unless_pymongo_is_chosen():
     assert load_config(env={"MONGODB_DRIVER": "pymongo"}).mongodb_driver == "pymongo"
     with pytest.raises(ConfigError, match="MONGODB_DRIVER must be one of motor, pymongo"):
         load_config(env={"MONGODB_DRIVER": "mongoengine"})
+
+
+def test_the_server_collects_garbage_less_often_and_leaves_start_up_objects_alone():
+    import gc
+
+    from server.runtime import GC_THRESHOLDS, tune_garbage_collector
+
+    before = gc.get_threshold()
+    try:
+        tune_garbage_collector()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

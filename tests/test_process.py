@@ -486,3 +486,21 @@ def test_logs_are_json_lines_with_request_ids_and_no_tokens():
     for secret in (PLAYBACK_SECRET, BEARER_SECRET, auth_token, video["playback_token"], SECRET, PASSWORD):
         assert secret not in output
 
+
+
+def listen_backlog_of(port: int) -> int:
+    """The accept queue limit of the socket listening on ``port``: for a listening socket
+    ``ss`` reports it as Send-Q (the backlog passed to listen(), capped by somaxconn)."""
+    listed = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True,  # noqa: S603, S607
+                            timeout=10, check=True).stdout.split()
+    return int(listed[2])
+
+
+@pytest.mark.parametrize("backlog", [None, "333"], ids=["default", "configured"])
+def test_the_listen_backlog_is_the_configured_one_not_tornados_128(backlog):
+    # 128 queued connections is too few for a crowd connecting at once: the rest see
+    # their SYNs dropped and retry after 1-3 s.
+    with running_server({} if backlog is None else {"LISTEN_BACKLOG": backlog}) as server:
+        with open("/proc/sys/net/core/somaxconn", encoding="ascii") as limit:
+            kernel_cap = int(limit.read())
+        assert listen_backlog_of(server.port) == min(kernel_cap, 2048 if backlog is None else 333)

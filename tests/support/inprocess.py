@@ -46,10 +46,10 @@ async def close_server(server: HTTPServer) -> None:
     await server.close_all_connections()
 
 
-async def serve_until_signalled(server: HTTPServer, port: int) -> None:
+async def serve_until_signalled(server: HTTPServer, port: int, backlog: int = 128) -> None:
     """Serves on 127.0.0.1:``port`` until SIGTERM or SIGINT (a server program's main,
-    such as the bench's ceiling app)."""
-    server.listen(port, address=HOST)
+    such as the bench's ceiling app), with ``backlog`` as its listen backlog."""
+    server.listen(port, address=HOST, backlog=backlog)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
