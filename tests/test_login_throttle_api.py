@@ -84,7 +84,7 @@ async def test_concurrent_guesses_get_no_more_password_checks_than_the_limit(api
     await api.signup()
     replies = await asyncio.gather(*(api.post("/auth/login", WRONG) for _ in range(39)))
     statuses = sorted(r.status for r in replies)
-    assert len(checks) <= 5
+    assert len(checks) == 5  # each attempt is counted before its check: exactly the limit get one
     assert statuses.count(401) == len(checks) and statuses.count(429) == 39 - len(checks)
 
 
@@ -94,5 +94,5 @@ async def test_concurrent_guesses_from_one_address_get_no_more_checks_than_its_l
         api, checks, config_overrides):
     replies = await asyncio.gather(*(
         api.post("/auth/login", {"email": f"u{i}@example.com", "password": "wrong password"}) for i in range(32)))
-    assert len(checks) <= 4
+    assert len(checks) == 4  # unknown emails are checked too (against a dummy hash)
     assert sorted(r.status for r in replies).count(429) == 32 - len(checks)
