@@ -12,6 +12,7 @@ import pytest
 from tornado.httputil import HTTPHeaders
 
 from server.logs import USER_AGENT_CHARS, AccessLog, access_log
+from tests.support import open_raw_connection
 
 
 class FakeRequest:
@@ -176,15 +177,13 @@ def json_logging():
 @pytest.mark.gen_test
 async def test_no_secret_reaches_any_log_line_even_from_tornado_about_a_malformed_request(
         http_server, base_url, json_logging):
-    from urllib.parse import urlsplit
     secret = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzZWNyZXQtc3ViamVjdCJ9.c2VjcmV0LXNpZ25hdHVyZQ"
-    parts = urlsplit(base_url)
     for raw in (
         f"GET /auth/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {secret}\r\r\n\r\n",  # a stray CR
         f"GET /video/x/play?token={secret}\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
         "GET /auth/me HTTP/1.1\r\nHost: x\r\nAuthorization: Basic dXNlcjpodW50ZXIy\x01\r\n\r\n",
     ):
-        reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+        reader, writer = await open_raw_connection(base_url)
         writer.write(raw.encode("latin-1"))
         await asyncio.wait_for(reader.read(), 10)
         writer.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from urllib.parse import urlsplit
 
 from tests.support.constants import HOST
 
@@ -12,6 +14,13 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
+
+
+async def open_raw_connection(base_url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A plain TCP connection to the server of ``base_url`` (``http://host:port``), for
+    tests that write raw, even malformed, HTTP and read what comes back."""
+    parts = urlsplit(base_url)
+    return await asyncio.open_connection(parts.hostname, parts.port)
 
 
 def connection_refused(port: int, timeout: float = 1.0) -> bool:
