@@ -119,8 +119,10 @@ async def serve(config: Config, started: asyncio.Future | None = None,
     except TimeoutError:
         log.warning("password reset mails still queued at shutdown were not sent")
     await server.close_all_connections()
-    # The plays still buffered, before the client closes.
-    await services.plays.stop(timeout_seconds=config.shutdown_grace_seconds)
+    # The plays still buffered, before the client closes. Healthy, that is a few quick
+    # writes; during an outage a batch fails after one operation timeout and the rest is
+    # given up, so two of them bound it (the grace was spent above, on requests).
+    await services.plays.stop(timeout_seconds=2 * config.mongodb_timeout_ms / 1000)
     await close(client)
     executor.shutdown(wait=False, cancel_futures=True)
     app.access_log.flush()

@@ -21,6 +21,7 @@ from pymongo.errors import PyMongoError
 
 from services.clock import utcnow
 from services.cursors import parse_whole_number
+from services.errors import DatabaseUnavailable
 from services.ids import parse_object_id
 from services.videos import VideoCatalog
 
@@ -117,15 +118,23 @@ class PlayStore:
                 log.exception("flushing plays failed")
 
     async def _write(self, batch: list[dict]) -> bool:
-        counts = collections.Counter(play["video_id"] for play in batch)
+        # The store's database is guarded (services/datastore.py): an outage arrives as
+        # DatabaseUnavailable, a refused write as a PyMongoError. Either way the answers
+        # were already sent; the batch is lost, counted and logged, and counting goes on.
         try:
             await self._plays.insert_many(batch, ordered=False)
-            await self._catalog.add_plays(dict(counts))
-        except PyMongoError as error:  # an outage, a timeout, a refused write: the answer was already sent
+        except (DatabaseUnavailable, PyMongoError) as error:
             self.lost += len(batch)
             log.warning("could not write plays; this batch is lost",
                         extra={"plays": len(batch), "error": type(error).__name__})
             return False
+        try:
+            await self._catalog.add_plays(collections.Counter(play["video_id"] for play in batch))
+        except (DatabaseUnavailable, PyMongoError) as error:
+            # The plays are stored (stats see them); only the catalog's running counters
+            # are behind by this batch.
+            log.warning("could not add a batch of plays to the videos' counters",
+                        extra={"plays": len(batch), "error": type(error).__name__})
         return True
 
     # ----- reading ----------------------------------------------------------------------

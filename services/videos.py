@@ -159,9 +159,15 @@ class VideoCatalog:
         return result.deleted_count == 1
 
     async def add_plays(self, counts: dict) -> None:
-        """``{video ObjectId: n}``: each video's play counter goes up by n."""
+        """``{video ObjectId: n}``: each video's play counter goes up by n. One update per
+        distinct n, not per video: a batch of 500 plays has at most 31 distinct counts.
+        (``bulk_write`` would be one round trip, but the embedded store's mongomock
+        cannot take the ``UpdateOne`` of the pinned PyMongo.)"""
+        videos_by_count: dict[int, list] = {}
         for oid, count in counts.items():
-            await self._videos.update_one({"_id": oid}, {"$inc": {"plays": count}})
+            videos_by_count.setdefault(count, []).append(oid)
+        for count, oids in videos_by_count.items():
+            await self._videos.update_many({"_id": {"$in": oids}}, {"$inc": {"plays": count}})
 
     async def count(self) -> int:
         return await self._videos.count_documents({})
