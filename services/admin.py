@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from schema import And, Optional, Schema, SchemaError
+from schema import And, Optional, Schema
 
 from services.clock import isoformat
 from services.cursors import CursorCodec, parse_limit
@@ -13,6 +13,7 @@ from services.errors import Forbidden, InvalidInput, NotFound
 from services.plays import PlayStore, parse_days
 from services.sessions import Principal
 from services.users import UserStore
+from services.validation import validated
 from services.videos import VideoCatalog
 from services.youtube import parse_youtube_id
 
@@ -47,20 +48,15 @@ NEW_VIDEO = Schema({"youtube": object, "title": TITLE, **{Optional(k): v for k, 
 VIDEO_CHANGES = Schema({Optional(k): v for k, v in EDITABLE.items()})
 
 
-def _validated(schema: Schema, body, required: tuple[str, ...] = ()) -> dict:
-    if not isinstance(body, dict):
-        raise InvalidInput("The request body must be a JSON object.")
-    unknown = sorted(set(body) - {str(getattr(k, "schema", k)) for k in schema.schema})
-    if unknown:
-        allowed = ", ".join(sorted(str(getattr(k, "schema", k)) for k in schema.schema))
-        raise InvalidInput(f"Unknown field {unknown[0]!r}: the fields are {allowed}.")
-    for key in required:
-        if key not in body:
-            raise InvalidInput(f"{key} is required.")
-    try:
-        return schema.validate(body)
-    except SchemaError as error:
-        raise InvalidInput(error.code) from None
+def _validated(schema: Schema, body) -> dict:
+    """As every body is validated (services/validation.py), after refusing fields the
+    schema does not name: an operator's typo must not be silently ignored."""
+    if isinstance(body, dict):
+        fields = {str(getattr(k, "schema", k)) for k in schema.schema}
+        unknown = sorted(set(body) - fields)
+        if unknown:
+            raise InvalidInput(f"Unknown field {unknown[0]!r}: the fields are {', '.join(sorted(fields))}.")
+    return validated(schema, body)
 
 
 def admin_video(video: dict) -> dict:
@@ -109,7 +105,7 @@ class CatalogAdmin:
         return {"videos": [admin_video(video) for video in videos], "next_cursor": next_cursor}
 
     async def add(self, body) -> dict:
-        fields = _validated(NEW_VIDEO, body, required=("youtube", "title"))
+        fields = _validated(NEW_VIDEO, body)
         youtube_id = parse_youtube_id(fields["youtube"])
         video = {
             "youtube_id": youtube_id,

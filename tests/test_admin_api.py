@@ -123,6 +123,9 @@ async def test_adding_with_a_thumbnail_and_inactive(api):
     ({"youtube": "dQw4w9WgXcQ", "title": "T", "is_active": "yes"}, "is_active"),
     ({"youtube": "dQw4w9WgXcQ", "title": "T", "description": ["x"]}, "description"),
     ({"youtube": "dQw4w9WgXcQ", "title": "T", "youtube_id": "x"}, "Unknown field"),
+    # Lone surrogates: valid JSON escapes, but no text MongoDB can store.
+    ({"youtube": "dQw4w9WgXcQ", "title": "T\ud800"}, "not valid text"),
+    ({"youtube": "dQw4w9WgXcQ", "title": "T", "description": "\udc00"}, "not valid text"),
     ([], "JSON object"),
     ("dQw4w9WgXcQ", "JSON object"),
 ])
