@@ -15,8 +15,8 @@ import pytest
 from server.app import build_services
 from services.datastore import guarded
 from services.errors import DatabaseUnavailable
+from tests.support import REPO_ROOT
 
-REPO = Path(__file__).resolve().parent.parent
 DRIVER_ERROR_NAMES = {
     name for module in (pymongo.errors, bson.errors) for name, value in vars(module).items()
     if inspect.isclass(value) and issubclass(value, BaseException)
@@ -42,8 +42,9 @@ def named_driver_errors(path: Path) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "handlers").glob("*.py")) + sorted((REPO / "server").glob("*.py")),
-                         ids=lambda p: str(p.relative_to(REPO)))
+@pytest.mark.parametrize("path", [*sorted((REPO_ROOT / "handlers").glob("*.py")),
+                                  *sorted((REPO_ROOT / "server").glob("*.py"))],
+                         ids=lambda p: str(p.relative_to(REPO_ROOT)))
 def test_handlers_and_server_name_no_driver_error(path):
     assert named_driver_errors(path) == []
 
