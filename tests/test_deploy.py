@@ -148,6 +148,9 @@ def test_docker_compose_config_accepts_the_file_with_env_example_as_dotenv(tmp_p
     api = yaml.safe_load(done.stdout)["services"]["api"]
     assert api["environment"]["MONGODB_URI"] == "mongodb://mongo:27017/video_app"
     assert api["environment"]["APP_ENV"] == "development"  # .env.example's: it starts as it is
+    # Reachable through the published port: .env.example's HOST is for a local run.
+    assert api["environment"]["HOST"] == "0.0.0.0"
+    assert api["ports"][0]["target"] == int(api["environment"]["PORT"])
 
 
 def test_make_help_lists_every_target():
@@ -186,9 +189,10 @@ def test_compose_replica_set_profile_runs_the_api_on_three_members():
     uri = api["environment"]["MONGODB_URI"]
     assert uri == "mongodb://mongo-rs1:27017,mongo-rs2:27017,mongo-rs3:27017/video_app?replicaSet=rs0"
     # Everything else as the default API has it (one anchor), on a port of its own.
-    assert {k: v for k, v in api["environment"].items() if k not in ("MONGODB_URI", "PUBLIC_BASE_URL")} \
-        == {k: v for k, v in services["api"]["environment"].items() if k not in ("MONGODB_URI", "PUBLIC_BASE_URL")}
-    assert api["ports"] == ["8001:8000"]
+    own = ("MONGODB_URI", "PUBLIC_BASE_URL", "PORT")
+    assert {k: v for k, v in api["environment"].items() if k not in own} \
+        == {k: v for k, v in services["api"]["environment"].items() if k not in own}
+    assert api["ports"] == ["8001:8000"] and api["environment"]["PORT"] == "8000"
 
 
 @pytest.mark.skipif(DOCKER_COMPOSE is None, reason="docker-compose config skipped: docker-compose is not "
@@ -203,3 +207,4 @@ def test_docker_compose_config_accepts_the_replica_set_profile(tmp_path):
     assert set(REPLICA_SET) <= set(resolved)
     assert resolved["api-rs"]["environment"]["MONGODB_URI"].endswith("?replicaSet=rs0")
     assert resolved["api-rs"]["environment"]["JWT_SECRET"] == SECRET
+    assert resolved["api-rs"]["environment"]["HOST"] == "0.0.0.0"
