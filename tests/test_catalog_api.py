@@ -18,21 +18,6 @@ async def add_videos(services, count, prefix="Video", active=True, start=0):
                                        "description": "", "thumbnail_url": "", "is_active": active})
 
 
-async def all_pages(api, token, path, key="videos", limit=3):
-    seen, cursor, pages = [], None, 0
-    separator = "&" if "?" in path else "?"
-    while True:
-        url = f"{path}{separator}limit={limit}" + (f"&cursor={cursor}" if cursor else "")
-        reply = await api.get(url, token=token)
-        assert reply.status == 200, reply.body
-        assert len(reply.json[key]) <= limit
-        seen += reply.json[key]
-        cursor = reply.json["next_cursor"]
-        pages += 1
-        if cursor is None:
-            return seen, pages
-
-
 # ----- /videos ----------------------------------------------------------------------------
 
 @pytest.mark.gen_test
@@ -59,7 +44,7 @@ async def test_videos_lists_active_videos_in_dashboard_order_as_dashboard_items(
 async def test_videos_pages_with_cursors_until_the_end(api, services):
     await add_videos(services, 9)
     token = await api.user()
-    seen, pages = await all_pages(api, token, "/videos", limit=4)
+    seen, pages = await api.all_pages("/videos", token=token, limit=4)
     assert pages == 3
     everything = (await api.get("/videos?limit=50", token=token)).json["videos"]
     assert [v["id"] for v in seen] == [v["id"] for v in everything]
@@ -174,7 +159,7 @@ async def test_search_pages_like_the_full_list(api, services):
     await add_videos(services, 7, prefix="Lesson")
     await add_videos(services, 3, prefix="Other")
     token = await api.user()
-    seen, pages = await all_pages(api, token, "/videos?q=lesson", limit=3)
+    seen, pages = await api.all_pages("/videos?q=lesson", token=token, limit=3)
     assert [v["title"] for v in seen] == [f"Lesson {n}" for n in range(7)]
     assert pages == 3
 
@@ -303,7 +288,7 @@ async def test_history_is_most_recent_first_with_fresh_tokens_and_no_withdrawn_v
     await database["videos"].update_one({"_id": ObjectId(videos[2]["id"])}, {"$set": {"is_active": False}})
     await database["videos"].delete_one({"_id": ObjectId(videos[3]["id"])})
 
-    history, pages = await all_pages(api, ann, "/me/history", key="history", limit=2)
+    history, pages = await api.all_pages("/me/history", token=ann, key="history", limit=2)
     expected = [videos[0], videos[5], videos[4], videos[1]]
     assert [entry["video"]["id"] for entry in history] == [v["id"] for v in expected]
     assert pages == 2
@@ -330,7 +315,7 @@ async def test_history_pages_past_many_withdrawn_videos(api, services, database)
     # Everything but the two oldest saves withdrawn: a page has to read past 30 entries.
     await database["videos"].update_many({"_id": {"$nin": [ObjectId(v["id"]) for v in videos[:2]]}},
                                          {"$set": {"is_active": False}})
-    history, _ = await all_pages(api, token, "/me/history", key="history", limit=1)
+    history, _ = await api.all_pages("/me/history", token=token, key="history", limit=1)
     assert [entry["video"]["id"] for entry in history] == [videos[1]["id"], videos[0]["id"]]
 
 

@@ -94,6 +94,24 @@ class Api:
         await self.signup(email=email)
         return await self.login(email=email)
 
+    async def all_pages(self, path: str, *, token: str | None = None, key: str = "videos",
+                        limit: int = 3) -> tuple[list[dict], int]:
+        """Every item of a cursor-paged list (``path`` may carry a query), ``limit`` at a
+        time, following ``next_cursor`` until it is null; each page must be a 200 of at
+        most ``limit`` items under ``key``. Returns the items in order and the page count."""
+        seen, cursor, pages = [], None, 0
+        separator = "&" if "?" in path else "?"
+        while True:
+            url = f"{path}{separator}limit={limit}" + (f"&cursor={cursor}" if cursor else "")
+            reply = await self.get(url, token=token)
+            assert reply.status == 200, reply.body
+            assert len(reply.json[key]) <= limit
+            seen += reply.json[key]
+            cursor = reply.json["next_cursor"]
+            pages += 1
+            if cursor is None:
+                return seen, pages
+
     async def dashboard(self, token) -> list[dict]:
         reply = await self.get("/dashboard", token=token)
         assert reply.status == 200, reply.body
