@@ -12,7 +12,8 @@ class DashboardHandler(BaseHandler):
 class StreamHandler(BaseHandler):
     async def get(self, video_id: str) -> None:
         token = self.get_query_argument("token", None, strip=False)
-        self.write_json(await self.services.playback.stream(self.principal, video_id, token))
+        self.write_json(await self.services.playback.stream(
+            self.principal, video_id, token, count_play=self.request.method == "GET"))
 
 
 class PlayHandler(BaseHandler):
@@ -27,7 +28,9 @@ class PlayHandler(BaseHandler):
         self.set_header("Referrer-Policy", "no-referrer")
 
     async def get(self, video_id: str) -> None:
-        embed_url = await self.services.playback.play(video_id, self.get_query_argument("token", None, strip=False))
+        embed_url = await self.services.playback.play(
+            video_id, self.get_query_argument("token", None, strip=False),
+            count_play=self.request.method == "GET")  # a HEAD (a link preview) is not a play
         if "application/json" in self.request.headers.get("Accept", ""):
             self.write_json({"embed_url": embed_url})
         else:

@@ -94,7 +94,7 @@ class PlaybackSigner:
 
 class Playback:
     def __init__(self, catalog: VideoCatalog, signer: PlaybackSigner, sessions: SessionStore,
-                 dashboard_count: int, plays: PlayStore | None = None):
+                 dashboard_count: int, plays: PlayStore):
         self._catalog = catalog
         self._plays = plays
         self._signer = signer
@@ -123,21 +123,21 @@ class Playback:
             })
         return items
 
-    async def stream(self, principal: Principal, video_id: str, token: str | None) -> dict:
+    async def stream(self, principal: Principal, video_id: str, token: str | None, *,
+                     count_play: bool = True) -> dict:
+        """``count_play``: false for a HEAD, which asks about the link without playing it."""
         video, _ = await self._authorize(video_id, token, caller=principal)
-        video_id = str(video["_id"])  # the canonical form, whatever case the path used
-        self._count_play(video_id, principal.user_id)
-        return {"stream_url": embed_url(video["youtube_id"]), "video_id": video_id, "title": video["title"]}
+        if count_play:
+            self._plays.record(video["_id"], principal.user_id)
+        # The canonical form of the id, whatever case the path used.
+        return {"stream_url": embed_url(video["youtube_id"]), "video_id": str(video["_id"]), "title": video["title"]}
 
-    async def play(self, video_id: str, token: str | None) -> str:
+    async def play(self, video_id: str, token: str | None, *, count_play: bool = True) -> str:
         """The embed URL, for a caller whose only credential is the playback token."""
         video, grant = await self._authorize(video_id, token, caller=None)
-        self._count_play(str(video["_id"]), grant.principal.user_id)  # the viewer the link was minted for
+        if count_play:
+            self._plays.record(video["_id"], grant.principal.user_id)  # the viewer the link was minted for
         return embed_url(video["youtube_id"])
-
-    def _count_play(self, video_id: str, user_id: str) -> None:
-        if self._plays is not None:
-            self._plays.record(video_id, user_id)
 
     async def _authorize(self, video_id: str, token: str | None,
                          caller: Principal | None) -> tuple[dict, PlaybackGrant]:

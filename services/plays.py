@@ -16,13 +16,13 @@ import datetime as dt
 import logging
 import secrets
 
+from bson import ObjectId
 from pymongo import ASCENDING
 from pymongo.errors import PyMongoError
 
 from services.clock import utcnow
 from services.cursors import parse_whole_number
 from services.errors import DatabaseUnavailable
-from services.ids import parse_object_id
 from services.videos import VideoCatalog
 
 log = logging.getLogger("app.plays")
@@ -51,22 +51,18 @@ class PlayStore:
 
     async def ensure_indexes(self) -> None:
         await self._plays.create_index("at", name="at")
-        await self._plays.create_index([("video_id", ASCENDING), ("at", ASCENDING)], name="video_at")
         await self._plays.create_index("user_id", name="user_id")  # account deletion
 
     # ----- counting ---------------------------------------------------------------------
 
-    def record(self, video_id: str, user_id: str) -> None:
+    def record(self, video_id: ObjectId, user_id: str) -> None:
         """Never waits and never raises: a play that does not fit is dropped and counted."""
-        oid = parse_object_id(video_id)
-        if oid is None:
-            return
         if len(self._buffer) >= self._buffer_size:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.warning("play buffer full; dropping plays", extra={"dropped": self.dropped})
             return
-        self._buffer.append({"video_id": oid, "user_id": user_id, "at": utcnow()})
+        self._buffer.append({"video_id": video_id, "user_id": user_id, "at": utcnow()})
         if len(self._buffer) >= BATCH_SIZE:
             self._batch_ready.set()
 
@@ -177,8 +173,6 @@ class PlayStore:
             {"id": str(oid), "title": videos[oid]["title"], **entry}
             for oid, entry in by_video.items() if oid in videos  # a deleted video is no longer reported
         ]
-        for entry in result:
-            entry["per_day"].sort(key=lambda day: day["date"])
         result.sort(key=lambda entry: (-entry["plays"], entry["id"]))
         return result
 

@@ -280,6 +280,19 @@ async def watch(api, user_token, video, times=1):
 
 
 @pytest.mark.gen_test
+async def test_a_head_on_a_playback_link_answers_as_get_but_is_not_a_play(api, services):
+    ann = await api.user("ann@example.com")
+    video = (await api.dashboard(ann))[0]
+    stream = await api.request("HEAD", f"/video/{video['id']}/stream?token={video['playback_token']}", token=ann)
+    play = await api.request("HEAD", f"/video/{video['id']}/play?token={video['playback_token']}")
+    assert (stream.status, play.status) == (200, 302)  # link previewers check links this way
+    assert play.headers["Location"].startswith("https://www.youtube-nocookie.com/embed/")
+    assert services.plays.pending == 0
+    await watch(api, ann, video)
+    assert services.plays.pending == 1
+
+
+@pytest.mark.gen_test
 async def test_streams_and_plays_are_counted_per_video_and_viewer(api, services):
     token = await admin_token(api)
     ann, bob = await api.user("ann@example.com"), await api.user("bob@example.com")
