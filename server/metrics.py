@@ -35,7 +35,7 @@ def route_label(pattern: str) -> str:
 
 
 class Metrics:
-    def __init__(self, routes, in_flight, password_checks_waiting, app_label: str = "video_app"):
+    def __init__(self, routes, in_flight, password_checks_waiting):
         """``routes``: (pattern, handler class) pairs; ``in_flight`` and
         ``password_checks_waiting``: functions read at each scrape."""
         self.registry = CollectorRegistry(auto_describe=True)
@@ -52,8 +52,6 @@ class Metrics:
         self._database_unavailable = Counter(
             "database_unavailable_responses",
             "Requests answered 503 because the database did not answer in time.", registry=self.registry)
-        self._request_children: dict = {}
-        self._latency_children: dict = {}
 
     def observe(self, handler) -> None:
         """Records one finished request (called from the Application's log_function)."""
