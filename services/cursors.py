@@ -56,14 +56,14 @@ class CursorCodec:
         moment = as_utc(moment)
         return self._serializer.dumps([kind, moment.isoformat(), str(object_id)])
 
-    def page(self, kind: str, items: list[dict], limit: int,
-             field: str = "created_at") -> tuple[list[dict], str | None]:
-        """``items`` read with one more than ``limit``: the page, and the cursor after its
-        last item if that extra one showed there is more (None otherwise)."""
+    def page(self, kind: str, items: list[dict], limit: int) -> tuple[list[dict], str | None]:
+        """``items`` (in ``created_at`` order) read with one more than ``limit``: the page,
+        and the cursor after its last item if that extra one showed there is more (None
+        otherwise)."""
         if len(items) <= limit:
             return items, None
         items = items[:limit]
-        return items, self.encode(kind, items[-1][field], items[-1]["_id"])
+        return items, self.encode(kind, items[-1]["created_at"], items[-1]["_id"])
 
     def decode(self, kind: str, cursor: str | None):
         """``(moment, ObjectId)`` of a cursor of this kind, None for no cursor."""

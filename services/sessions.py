@@ -14,7 +14,7 @@ import time
 
 import jwt
 
-from services.clock import as_utc, utcnow
+from services.clock import as_utc, isoformat, utcnow
 from services.errors import NotAuthenticated
 from services.tokens import VerifiedTokens
 
@@ -99,8 +99,8 @@ class SessionStore:
             .sort("created_at", -1).limit(MAX_SESSIONS_LISTED)
         return [{
             "id": doc["_id"],
-            "created_at": iso_utc(doc["created_at"]),
-            "last_used_at": iso_utc(doc.get("last_used_at") or doc["created_at"]),
+            "created_at": isoformat(doc["created_at"]),
+            "last_used_at": isoformat(doc.get("last_used_at") or doc["created_at"]),
             "user_agent": doc.get("user_agent", ""),
             "current": doc["_id"] == principal.session_id,
         } async for doc in cursor]
@@ -118,10 +118,6 @@ class SessionStore:
 
     async def delete_user_data(self, user_id: str) -> None:
         await self.end_all(user_id)
-
-
-def iso_utc(moment: dt.datetime) -> str:
-    return as_utc(moment).astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _is_storable_text(value) -> bool:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from pymongo.errors import DuplicateKeyError
 
-from services.clock import as_utc, utcnow
+from services.clock import isoformat, utcnow
 from services.errors import Conflict, NotFound
 from services.ids import parse_object_id
 from services.passwords import PasswordHasher
@@ -16,7 +14,7 @@ def public_user(doc: dict, with_created_at: bool = False) -> dict:
     """The fields of a user that a client may see (never the password hash)."""
     user = {"id": str(doc["_id"]), "name": doc["name"], "email": doc["email"]}
     if with_created_at:
-        user["created_at"] = as_utc(doc["created_at"]).astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+        user["created_at"] = isoformat(doc["created_at"])
     return user
 
 
