@@ -18,6 +18,7 @@ from services.errors import (
     NotAuthenticated,
     NotFound,
     Overloaded,
+    RetryLater,
     ServiceError,
     TooManyAttempts,
 )
@@ -71,7 +72,7 @@ class ErrorAnswers:
             reason = error.reason if isinstance(error, tornado.web.HTTPError) else None
             message = getattr(error, "message", None) or DEFAULT_MESSAGES.get(status_code) \
                 or reason or http.client.responses.get(status_code) or "The request could not be handled."
-        if isinstance(error, (TooManyAttempts, Overloaded)):
+        if isinstance(error, RetryLater):
             self.set_header("Retry-After", str(error.retry_after))
         elif status_code == 503:
             self.set_header("Retry-After", str(DATABASE_RETRY_AFTER_SECONDS))

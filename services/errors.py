@@ -33,23 +33,24 @@ class Conflict(ServiceError):
     """The request collides with existing state (an email already registered)."""
 
 
-class TooManyAttempts(ServiceError):
-    """Throttled; ``retry_after`` is how many seconds until trying again makes sense."""
+class RetryLater(ServiceError):
+    """Refused for now; ``retry_after`` is how many seconds until trying again makes sense."""
 
     def __init__(self, message: str, retry_after: int):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TooManyAttempts(RetryLater):
+    """Throttled: this caller has made too many attempts in the window."""
+
+
+class Overloaded(RetryLater):
+    """Too much work is already waiting (password checks)."""
 
 
 class FeatureUnavailable(ServiceError):
     """This deployment does not offer the feature (say, password reset without SMTP_URL)."""
-class Overloaded(ServiceError):
-    """Too much work is already waiting (password checks); ``retry_after`` seconds from now
-    it makes sense to try again."""
-
-    def __init__(self, message: str, retry_after: int):
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class DatabaseUnavailable(ServiceError):
