@@ -13,7 +13,7 @@ from services.errors import Forbidden, InvalidInput, NotFound
 from services.plays import PlayStore, parse_days
 from services.sessions import Principal
 from services.users import UserStore
-from services.validation import validated
+from services.validation import normalize_email, validated
 from services.videos import VideoCatalog
 from services.youtube import parse_youtube_id
 
@@ -80,7 +80,9 @@ class CatalogAdmin:
         self._catalog = catalog
         self._plays = plays
         self._cursors = cursors
-        self._admin_emails = frozenset(admin_emails)
+        # In the form accounts store their email (services/validation.py), so that an
+        # operator listed as Ann@Bücher.de or ann@xn--bcher-kva.de is the account ann@bücher.de.
+        self._admin_emails = frozenset(normalize_email(email) or email for email in admin_emails)
 
     async def require_admin(self, principal: Principal) -> None:
         """Forbidden unless the caller's account has an email listed in ADMIN_EMAILS. The

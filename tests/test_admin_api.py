@@ -73,6 +73,14 @@ async def test_without_admin_emails_nobody_is_an_admin(api, config_overrides):
     assert reply.status == 403
 
 
+@pytest.mark.parametrize("config_overrides", [{"admin_emails": ("Ops@xn--bcher-kva.de",)}])
+@pytest.mark.gen_test
+async def test_an_admin_listed_with_a_punycode_domain_is_the_account_that_signed_up_in_unicode(
+        api, config_overrides):
+    token = await api.user("ops@b\u00fccher.de")
+    assert (await api.get("/admin/videos", token=token)).status == 200
+
+
 # ----- adding -----------------------------------------------------------------------------
 
 @pytest.mark.gen_test
