@@ -8,19 +8,14 @@ SYN dropped and retried by the kernel 1 s, then 3 s later, which wrk reports as 
 from __future__ import annotations
 
 from bench.machine import MeasuredServer
-from bench.settings import CROWD_CONNECTIONS, CROWD_RUNS, THREADS, Settings
-from bench.wrk import combine_rounds, run_wrk
+from bench.settings import CROWD_CONNECTIONS, CROWD_RUNS, Settings
+from bench.wrk import take_turns
 
 
 def measure_crowd(settings: Settings, api: MeasuredServer, ceiling: MeasuredServer, user: dict) -> dict:
-    auth = {"Authorization": f"Bearer {user['token']}"}
-    per_run = max(2, round(settings.seconds / settings.rounds))
-    print(f"  the crowd: /dashboard on {CROWD_CONNECTIONS} connections, {CROWD_RUNS} runs of {per_run} s each "
-          f"for the ceiling and the API in turn ...", flush=True)
-    runs: dict[str, list[dict]] = {"ceiling_crowd": [], "crowd": []}
-    for _ in range(CROWD_RUNS):
-        for label, server in (("ceiling_crowd", ceiling), ("crowd", api)):
-            server.settle()
-            runs[label].append(run_wrk(label, server.base_url + "/dashboard", connections=CROWD_CONNECTIONS,
-                                       threads=THREADS, seconds=per_run, headers=auth))
-    return {label: combine_rounds(results) for label, results in runs.items()}
+    options = {"headers": user["auth_headers"]}
+    targets = {"ceiling_crowd": (ceiling, ceiling.base_url + "/dashboard", options),
+               "crowd": (api, api.base_url + "/dashboard", options)}
+    return take_turns(settings, targets, rounds=CROWD_RUNS, connections=CROWD_CONNECTIONS, min_seconds=2,
+                      announce="the crowd: /dashboard on {connections} connections, {rounds} runs of {seconds} s "
+                               "each for the ceiling and the API in turn")

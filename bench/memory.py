@@ -10,7 +10,7 @@ from bench.settings import CONNECTIONS, BenchError, Settings
 from bench.wrk import run_wrk
 
 
-def measure_memory(settings: Settings, api: MeasuredServer, auth: dict) -> dict:
+def measure_memory(settings: Settings, api: MeasuredServer, user: dict) -> dict:
     """RSS after the first N and after the total number of /dashboard requests of this phase.
     wrk stops each run after its share of requests, give or take the few that were in
     flight; the counts reported are the ones wrk saw answered."""
@@ -27,7 +27,7 @@ def measure_memory(settings: Settings, api: MeasuredServer, auth: dict) -> dict:
         # One wrk thread: the request limit is counted per thread (see limited.lua).
         runs[label] = run_wrk(
             label, api.base_url + "/dashboard", connections=CONNECTIONS, threads=1, seconds=budget,
-            headers=auth, script="limited.lua", env={"BENCH_LIMIT": str(remaining)},
+            headers=user["auth_headers"], script="limited.lua", env={"BENCH_LIMIT": str(remaining)},
         )
         served += runs[label]["requests"]
         points[label] = {"requests": served, "rss_kib": api.rss_kib()}

@@ -8,8 +8,6 @@ from bench.settings import (
     CROWD_CONNECTIONS,
     CROWD_RUNS,
     RESULTS,
-    STORM_DASHBOARD_CONNECTIONS,
-    STORM_LOGIN_CONNECTIONS,
     STORM_PACED_PAUSE_MS,
     TARGET_CROWD_RATIO,
     TARGET_DASHBOARD_RATIO,
@@ -25,8 +23,8 @@ from bench.settings import (
 
 def evaluate(runs: dict, memory: dict, counted: dict, settings: Settings) -> list[dict]:
     """One row per target of the issue, each with its value, what is wanted and whether it is met."""
-    def ratio(label: str, ceiling: str) -> float:
-        ceiling_rps = runs[ceiling]["requests_per_s"]
+    def ratio(label: str) -> float:
+        ceiling_rps = runs[f"ceiling_{label}"]["requests_per_s"]
         return round(runs[label]["requests_per_s"] / ceiling_rps, 3) if ceiling_rps else 0.0
 
     def errors_of(*labels: str) -> int:
@@ -39,16 +37,16 @@ def evaluate(runs: dict, memory: dict, counted: dict, settings: Settings) -> lis
         ("videos", f"GET /videos?limit=20, {CONNECTIONS} conns / ceiling", TARGET_VIDEOS_RATIO),
         ("progress", f"PUT /video/{{id}}/progress, {CONNECTIONS} conns / ceiling", TARGET_PROGRESS_RATIO),
     ):
-        value = ratio(label, f"ceiling_{label}")
+        value = ratio(label)
         rows.append({"name": name, "value": value, "target": f">= {target}", "met": value >= target})
-    crowd = ratio("crowd", "ceiling_crowd")
+    crowd = ratio("crowd")
     crowd_errors = errors_of("crowd", "ceiling_crowd")
     rows.append({"name": f"/dashboard, {CROWD_CONNECTIONS} conns / ceiling at {CROWD_CONNECTIONS}", "value": crowd,
                  "target": f">= {TARGET_CROWD_RATIO}", "met": crowd >= TARGET_CROWD_RATIO})
     rows.append({"name": f"  timeouts + errors, {CROWD_RUNS} runs each (API, ceiling)",
                  "value": f"{errors_of('crowd')}, {errors_of('ceiling_crowd')}", "target": "0, 0",
                  "met": crowd_errors == 0})
-    logins = ratio("storm_logins", "ceiling_storm_logins")
+    logins = ratio("storm_logins")
     rows.append({"name": "logins under the storm / bcrypt-only ceiling app", "value": logins,
                  "target": f">= {TARGET_LOGIN_RATIO}", "met": logins >= TARGET_LOGIN_RATIO})
     p99 = runs["storm_dashboard"]["latency_ms"]["p99"]
@@ -74,21 +72,15 @@ def evaluate(runs: dict, memory: dict, counted: dict, settings: Settings) -> lis
 
 def print_report(report: dict) -> None:
     runs = report["runs"]
+    width = max(map(len, runs))
     print()
-    print(f"{'run':<22} {'conns':>5} {'req/s':>9} {'x ceiling':>9} {'p50 ms':>8} {'p99 ms':>8} "
+    print(f"{'run':<{width}} {'conns':>5} {'req/s':>9} {'x ceiling':>9} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'non-2xx':>8} {'sock err':>8}")
-    conns = {"storm_dashboard": STORM_DASHBOARD_CONNECTIONS, "storm_logins": STORM_LOGIN_CONNECTIONS,
-             "logins_alone": STORM_LOGIN_CONNECTIONS, "ceiling_storm_get": STORM_DASHBOARD_CONNECTIONS,
-             "ceiling_storm_logins": STORM_LOGIN_CONNECTIONS, "paced_storm_logins": STORM_LOGIN_CONNECTIONS,
-             "paced_storm_dashboard": STORM_DASHBOARD_CONNECTIONS, "crowd": CROWD_CONNECTIONS,
-             "ceiling_crowd": CROWD_CONNECTIONS}
-    # Each load against its ceiling: the ceiling app sent the same request.
-    reference = {"storm_logins": "ceiling_storm_logins", "storm_dashboard": "ceiling_storm_get"}
     for label, run in runs.items():
-        ceiling = runs.get(reference.get(label, f"ceiling_{label}"))
+        ceiling = runs.get(f"ceiling_{label}")  # the ceiling app sent the same request, if it was
         share = f"{run['requests_per_s'] / ceiling['requests_per_s']:>9.3f}" \
             if ceiling and ceiling["requests_per_s"] else f"{'':>9}"
-        print(f"{label:<22} {conns.get(label, CONNECTIONS):>5} {run['requests_per_s']:>9.1f} {share} "
+        print(f"{label:<{width}} {run['connections']:>5} {run['requests_per_s']:>9.1f} {share} "
               f"{run['latency_ms']['p50']:>8.2f} {run['latency_ms']['p99']:>8.2f} "
               f"{run['non_2xx']:>8} {run['socket_errors']:>8}")
     bc = report["bcrypt"]
@@ -106,7 +98,7 @@ def print_report(report: dict) -> None:
     print(f"the same storm on the ceiling app ({bc['threads']} bcrypt threads, nothing else; the API has "
           f"{bc['api_threads']}): logins "
           f"{runs['ceiling_storm_logins']['requests_per_s'] / bc['logins_per_s']:.3f} of the bcrypt ceiling, "
-          f"GET p99 {runs['ceiling_storm_get']['latency_ms']['p99']:.2f} ms; cores used "
+          f"GET p99 {runs['ceiling_storm_dashboard']['latency_ms']['p99']:.2f} ms; cores used "
           f"{reference['event_loop']} + {reference['other_threads']}")
     print(f"the storm with /dashboard paced ({STORM_PACED_PAUSE_MS} ms pauses, "
           f"{runs['paced_storm_dashboard']['requests_per_s']:.0f} req/s): logins "

@@ -71,14 +71,15 @@ from bench.settings import (
 from bench.steady import measure_steady
 from bench.storm import bcrypt_ceiling, measure_storms
 from bench.wrk import wrk_version
-from server.config import load_config
+from server.config import Config, load_config
 from tests.support import PASSWORD, ServerFailed
 
 SETUP_TIMEOUT_SECONDS = 30
 
 
 def prepare_user(api: MeasuredServer, email: str) -> dict:
-    """A fresh user, its auth token, and the first dashboard video with its playback token."""
+    """A fresh user, its auth token (and the headers that present it), and the first
+    dashboard video with its playback token."""
     reply = api.request("POST", "/auth/signup", json_body={"name": "Bench", "email": email, "password": PASSWORD},
                         timeout=SETUP_TIMEOUT_SECONDS)
     if reply.status != 201:
@@ -105,13 +106,14 @@ def prepare_user(api: MeasuredServer, email: str) -> dict:
     reply = api.request("GET", stream_path, token=token, timeout=SETUP_TIMEOUT_SECONDS)
     if reply.status != 200:
         raise BenchError(f"{stream_path.split('?')[0]} answered {reply.status}: {reply.body[:500]!r}")
-    return {"email": email, "token": token, "video_id": video["id"], "stream_path": stream_path}
+    return {"email": email, "token": token, "auth_headers": {"Authorization": f"Bearer {token}"},
+            "video_id": video["id"], "stream_path": stream_path}
 
 
-def counted_streams(api: MeasuredServer, user: dict) -> dict:
+def counted_streams(api: MeasuredServer, user: dict, config: Config) -> dict:
     """What the API itself counted of its /stream answers: the 200s in its /metrics, and
     the plays it wrote (through the admin stats, once the buffer's flush has run)."""
-    time.sleep(2)  # PLAYS_FLUSH_SECONDS is 1
+    time.sleep(2 * config.plays_flush_seconds)  # a whole flush period after the last play, whatever its phase
     metrics = api.request("GET", "/metrics", timeout=SETUP_TIMEOUT_SECONDS)
     pattern = r'http_requests_total\{route="/video/\{video_id\}/stream",status="200"\} ([0-9.e+]+)'
     found = re.search(pattern, metrics.body.decode()) if metrics.status == 200 else None
@@ -123,18 +125,17 @@ def counted_streams(api: MeasuredServer, user: dict) -> dict:
     return {"metrics_stream_200": int(float(found.group(1))), "plays_written": plays}
 
 
-def measure(settings: Settings, api: MeasuredServer, ceiling: MeasuredServer, user: dict) -> dict:
+def measure(settings: Settings, api: MeasuredServer, ceiling: MeasuredServer, user: dict, config: Config) -> dict:
     """Every phase in turn: the steady loads, the crowd, the login phases, memory."""
     rss: dict[str, int] = {"after_setup": api.rss_kib()}
     runs = measure_steady(settings, api, ceiling, user)
     rss["after_steady_runs"] = api.rss_kib()
-    counted = counted_streams(api, user)
+    counted = counted_streams(api, user, config)
     runs.update(measure_crowd(settings, api, ceiling, user))
     storms = measure_storms(settings, api, ceiling, user)
     runs.update(storms["runs"])
     rss["after_storm"] = storms["rss_after_storm"]
-    auth = {"Authorization": f"Bearer {user['token']}"}
-    memory = measure_memory(settings, api, auth)
+    memory = measure_memory(settings, api, user)
     runs.update(memory.pop("runs"))
     return {"runs": runs, "rss_kib": rss, "memory": memory, "counted": counted,
             "settle_seconds": storms["settle_seconds"],
@@ -197,7 +198,7 @@ def main() -> int:
         print(f"bench: {cores} cores; timing bcrypt ...", flush=True)
         login_ceiling = {**bcrypt_ceiling(config.bcrypt_rounds, cores), "threads": bcrypt_threads,
                          "api_threads": config.bcrypt_threads or cores}
-        measured = measure(settings, api, ceiling, user)
+        measured = measure(settings, api, ceiling, user, config)
         other_share = noise.other_share(servers)
     except (BenchError, ServerFailed, OSError) as error:  # OSError: a server went away mid-run
         print(f"bench: {error}", file=sys.stderr)

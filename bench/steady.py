@@ -9,7 +9,7 @@ import json
 
 from bench.machine import MeasuredServer
 from bench.settings import CONNECTIONS, THREADS, Settings
-from bench.wrk import combine_rounds, run_wrk
+from bench.wrk import run_wrk, take_turns
 
 # What the progress load saves: a position a user could report.
 PROGRESS_BODY = json.dumps({"position_seconds": 42.5, "duration_seconds": 212})
@@ -17,7 +17,7 @@ PROGRESS_BODY = json.dumps({"position_seconds": 42.5, "duration_seconds": 212})
 
 def steady_loads(user: dict) -> dict[str, dict]:
     """label -> the request of that load (path with its query, headers, wrk script and its env)."""
-    auth = {"Authorization": f"Bearer {user['token']}"}
+    auth = user["auth_headers"]
     return {
         "dashboard": {"path": "/dashboard", "headers": auth},
         "stream": {"path": user["stream_path"], "headers": auth},
@@ -27,31 +27,17 @@ def steady_loads(user: dict) -> dict[str, dict]:
     }
 
 
-def ceiling_label(label: str) -> str:
-    return f"ceiling_{label}"
-
-
 def measure_steady(settings: Settings, api: MeasuredServer, ceiling: MeasuredServer, user: dict) -> dict:
     """Each load's wrk figures and its ceiling's (``ceiling_<label>``), rounds combined."""
-    steady = {"connections": CONNECTIONS, "threads": THREADS}
     targets = {}
     for label, load in steady_loads(user).items():
         wrk_options = {"headers": load["headers"], "script": load.get("script", "get.lua"), "env": load.get("env")}
         # The ceiling first: it is what the API's figure is read against.
-        targets[ceiling_label(label)] = (ceiling, ceiling.base_url + load["path"], wrk_options)
+        targets[f"ceiling_{label}"] = (ceiling, ceiling.base_url + load["path"], wrk_options)
         targets[label] = (api, api.base_url + load["path"], wrk_options)
     for label, (_, url, options) in targets.items():
         if settings.warmup_seconds:
-            run_wrk(f"{label} warm-up", url, seconds=settings.warmup_seconds, **options, **steady)
-    # The ceiling and the API take turns, round after round, and each figure is the sum of
-    # its rounds: this machine's speed drifts by several per cent from one ten-second
-    # stretch to the next, and taking turns spreads that drift over both sides of a ratio.
-    per_round = max(1, round(settings.seconds / settings.rounds))
-    print(f"  {', '.join(targets)} in turn: {settings.rounds} rounds of {per_round} s each "
-          f"at {CONNECTIONS} connections ...", flush=True)
-    rounds: dict[str, list[dict]] = {label: [] for label in targets}
-    for _ in range(settings.rounds):
-        for label, (server, url, options) in targets.items():
-            server.settle()
-            rounds[label].append(run_wrk(label, url, seconds=per_round, **options, **steady))
-    return {label: combine_rounds(results) for label, results in rounds.items()}
+            run_wrk(f"{label} warm-up", url, connections=CONNECTIONS, threads=THREADS,
+                    seconds=settings.warmup_seconds, **options)
+    return take_turns(settings, targets, rounds=settings.rounds, connections=CONNECTIONS, min_seconds=1,
+                      announce="{targets} in turn: {rounds} rounds of {seconds} s each at {connections} connections")

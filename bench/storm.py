@@ -42,36 +42,35 @@ def bcrypt_ceiling(rounds: int, cores: int) -> dict:
 def measure_storms(settings: Settings, api: MeasuredServer, ceiling: MeasuredServer, user: dict) -> dict:
     """The wrk figures of each login phase, the cores each used (event loop, other
     threads), and how long each server took to settle after a storm."""
-    auth = {"Authorization": f"Bearer {user['token']}"}
+    dashboard = ("/dashboard", user["auth_headers"])
     runs: dict[str, dict] = {}
     cpu_cores = {}
     login_body = json.dumps({"email": user["email"], "password": PASSWORD})
     api.settle()
     print(f"  logins alone: {STORM_LOGIN_CONNECTIONS} logging in, {settings.seconds:g} s ...", flush=True)
-    runs["logins_alone"], _, cpu_cores["logins_alone"] = login_load(
-        settings, api, "/auth/login", login_body, None)
+    runs["logins_alone"], _, cpu_cores["logins_alone"] = login_load(settings, api, login_body, None)
     api.settle()
     print(f"  login storm: {STORM_LOGIN_CONNECTIONS} logging in, {STORM_DASHBOARD_CONNECTIONS} on /dashboard, "
           f"{settings.seconds:g} s ...", flush=True)
     runs["storm_logins"], runs["storm_dashboard"], cpu_cores["storm"] = login_load(
-        settings, api, "/auth/login", login_body, ("/dashboard", auth))
+        settings, api, login_body, dashboard)
     rss_after_storm = api.rss_kib()
     settled = {"after_storm": api.settle()}
     ceiling.settle()
     print(f"  the same storm on the ceiling app, {settings.seconds:g} s ...", flush=True)
-    runs["ceiling_storm_logins"], runs["ceiling_storm_get"], cpu_cores["ceiling_storm"] = login_load(
-        settings, ceiling, "/auth/login", login_body, ("/dashboard", auth))
+    runs["ceiling_storm_logins"], runs["ceiling_storm_dashboard"], cpu_cores["ceiling_storm"] = login_load(
+        settings, ceiling, login_body, dashboard)
     settled["after_ceiling_storm"] = ceiling.settle()  # its queued logins must not slow what follows
     print(f"  the storm with /dashboard paced ({STORM_PACED_PAUSE_MS} ms between an answer and the next "
           f"request), {settings.seconds:g} s ...", flush=True)
     runs["paced_storm_logins"], runs["paced_storm_dashboard"], cpu_cores["paced_storm"] = login_load(
-        settings, api, "/auth/login", login_body, ("/dashboard", auth), pause_ms=STORM_PACED_PAUSE_MS)
+        settings, api, login_body, dashboard, pause_ms=STORM_PACED_PAUSE_MS)
     settled["after_paced_storm"] = api.settle()
     return {"runs": runs, "cpu_cores_by_thread": cpu_cores, "settle_seconds": settled,
             "rss_after_storm": rss_after_storm}
 
 
-def login_load(settings: Settings, server: MeasuredServer, login_path: str, body: str,
+def login_load(settings: Settings, server: MeasuredServer, body: str,
                also_get: tuple[str, dict] | None, pause_ms: float | None = None):
     """16 connections logging in continuously, alone or (the storm) while 8 load a GET
     (path, headers), as fast as they are answered or, with ``pause_ms``, each pausing that
@@ -80,7 +79,7 @@ def login_load(settings: Settings, server: MeasuredServer, login_path: str, body
     mostly that split."""
     before, started = server.thread_cpu_seconds(), time.monotonic()
     # A login waits behind the others for a bcrypt thread: allow far more than wrk's 2 s.
-    logins = Wrk("logins", server.base_url + login_path, connections=STORM_LOGIN_CONNECTIONS, threads=1,
+    logins = Wrk("logins", server.base_url + "/auth/login", connections=STORM_LOGIN_CONNECTIONS, threads=1,
                  seconds=settings.seconds, script="login.lua", env={"BENCH_LOGIN_BODY": body},
                  timeout_seconds=30)
     try:

@@ -8,7 +8,8 @@ import os
 import statistics
 import subprocess
 
-from bench.settings import BENCH, STOP_TIMEOUT_SECONDS, BenchError
+from bench.machine import MeasuredServer
+from bench.settings import BENCH, STOP_TIMEOUT_SECONDS, THREADS, BenchError, Settings
 
 WRK_SLACK_SECONDS = 30  # on top of a run's duration before wrk itself is killed
 
@@ -20,6 +21,7 @@ class Wrk:
                  script: str = "get.lua", headers: dict[str, str] | None = None,
                  env: dict[str, str] | None = None, timeout_seconds: float = 2):
         self.label = label
+        self.connections = connections
         self.seconds = seconds
         argv = ["wrk", f"-c{connections}", f"-t{threads}", f"-d{math.ceil(seconds)}s",
                 f"--timeout={math.ceil(timeout_seconds)}s", "-s", str(BENCH / script)]
@@ -46,6 +48,7 @@ class Wrk:
         errors = raw["errors"]
         latency = raw["latency_us"]
         return {
+            "connections": self.connections,
             "requests": raw["requests"],
             "seconds": round(seconds, 3),
             "requests_per_s": round(raw["requests"] / seconds, 1) if seconds else 0.0,
@@ -78,6 +81,7 @@ def combine_rounds(results: list[dict]) -> dict:
     latency = {key: max(r["latency_ms"][key] for r in results) for key in results[0]["latency_ms"]}
     latency["p50"] = statistics.median(r["latency_ms"]["p50"] for r in results)
     return {
+        "connections": results[0]["connections"],
         "requests": requests,
         "seconds": round(seconds, 3),
         "requests_per_s": round(requests / seconds, 1) if seconds else 0.0,
@@ -88,6 +92,28 @@ def combine_rounds(results: list[dict]) -> dict:
         "rounds_requests_per_s": [r["requests_per_s"] for r in results],
         "rounds_errors": [r["non_2xx"] + r["socket_errors"] for r in results],
     }
+
+
+def take_turns(settings: Settings, targets: dict[str, tuple[MeasuredServer, str, dict]], *, rounds: int,
+               connections: int, min_seconds: int, announce: str) -> dict[str, dict]:
+    """Runs each target (label -> server, URL, wrk options) in turn, ``rounds`` times over,
+    each run BENCH_SECONDS / BENCH_ROUNDS long (at least ``min_seconds``), and combines each
+    label's rounds. ``announce`` is printed first, formatted with the targets, rounds,
+    seconds of a round and connections.
+
+    The ceiling and the API take turns, round after round, and each figure is the sum of its
+    rounds: this machine's speed drifts by several per cent from one ten-second stretch to
+    the next, and taking turns spreads that drift over both sides of a ratio."""
+    per_round = max(min_seconds, round(settings.seconds / settings.rounds))
+    print("  " + announce.format(targets=", ".join(targets), rounds=rounds, seconds=per_round,
+                                 connections=connections) + " ...", flush=True)
+    results: dict[str, list[dict]] = {label: [] for label in targets}
+    for _ in range(rounds):
+        for label, (server, url, options) in targets.items():
+            server.settle()  # what the previous run left queued must not slow this one
+            results[label].append(run_wrk(label, url, connections=connections, threads=THREADS,
+                                          seconds=per_round, **options))
+    return {label: combine_rounds(runs) for label, runs in results.items()}
 
 
 def wrk_version() -> str:
