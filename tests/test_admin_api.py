@@ -174,17 +174,9 @@ async def test_the_admin_list_pages_through_every_video_and_filters_by_active(ap
     token = await admin_token(api)
     added = [await add_video(api, token, youtube=f"{n:011d}", title=f"Video {n}", is_active=n % 2 == 0)
              for n in range(5)]
-    seen, cursor = [], None
-    while True:
-        reply = await api.get("/admin/videos?limit=2" + (f"&cursor={cursor}" if cursor else ""), token=token)
-        assert reply.status == 200
-        assert len(reply.json["videos"]) <= 2
-        seen += reply.json["videos"]
-        cursor = reply.json["next_cursor"]
-        if cursor is None:
-            break
+    seen, pages = await api.all_pages("/admin/videos", token=token, limit=2)
     assert [v["id"] for v in seen][2:] == [v["id"] for v in added]
-    assert len(seen) == 7
+    assert (len(seen), pages) == (7, 4)
     inactive = (await api.get("/admin/videos?active=false", token=token)).json["videos"]
     assert [v["title"] for v in inactive] == ["Video 1", "Video 3"]
     active = (await api.get("/admin/videos?active=true&limit=50", token=token)).json["videos"]
