@@ -162,10 +162,14 @@ class ServerProcess:
         return self._stderr.read().decode("utf-8", errors="replace")
 
     def log_lines(self) -> list[dict]:
-        """Every output line parsed as JSON; fails naming the first line that is not an object."""
+        """Every output line parsed as JSON; fails naming the first line that is not an object.
+        While the server runs, a last line without its newline is still being written: it is
+        left for the next read."""
         entries = []
         output = self.stderr
-        for number, line in enumerate(output.splitlines(), 1):
+        for number, line in enumerate(output.splitlines(keepends=True), 1):
+            if not line.endswith("\n") and self.proc.poll() is None:
+                break
             try:
                 entry = json.loads(line)
             except ValueError:
