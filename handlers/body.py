@@ -17,8 +17,10 @@ from services.errors import InvalidInput
 
 
 class JsonBody:
-    """For handlers under ``@tornado.web.stream_request_body``: start_body() as the handler
-    starts, drop_body() once it has answered or its client has left."""
+    """start_body() as the handler starts, drop_body() once it has answered or its client
+    has left. A request that carries a body runs its handler under
+    ``@tornado.web.stream_request_body`` (handlers/base.py with_streamed_body()), so the body
+    arrives through data_received(); a request without one has an empty body."""
 
     def start_body(self) -> None:
         self._body: bytearray | None = bytearray()  # None once chunks are dropped
