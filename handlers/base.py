@@ -67,7 +67,7 @@ class BaseHandler(ErrorAnswers, Cors, JsonBody, BearerAuth, ProxyAware, ApiHeade
         if self.request.method == "OPTIONS":
             return  # a CORS preflight: anyone may ask
         self.refuse_unknown_method()
-        self.refuse_declared_oversize()
+        self.refuse_unreadable_body()
         if self.requires_auth:
             self.principal = await self.authenticate()
 
@@ -81,21 +81,24 @@ class BaseHandler(ErrorAnswers, Cors, JsonBody, BearerAuth, ProxyAware, ApiHeade
         self.finish(orjson.dumps(payload))
 
 
-def carries_body(headers) -> bool:
-    """Whether a request has a body: one declares its length or a transfer coding (RFC 9112
-    section 6.3). ``Content-Length: 0`` is no body; any other value, valid or not, is left to
-    the streamed path, which reads or refuses it as it always has."""
-    return "Transfer-Encoding" in headers or headers.get("Content-Length", "0") != "0"
+def reads_streamed_body(headers, max_body_bytes: int) -> bool:
+    """Whether a request's body is read as it streams in: any body but one declared, as one
+    plain number, within the limit (handlers/body.py says what becomes of the others)."""
+    if "Transfer-Encoding" in headers:
+        return True
+    length = headers.get("Content-Length", "0")
+    return not (length.isascii() and length.isdigit() and int(length) <= max_body_bytes)
 
 
 @functools.cache  # one variant per handler class: as many as there are routes
 def with_streamed_body(handler_class: type[BaseHandler]) -> type[BaseHandler]:
-    """``handler_class`` as it runs for a request that carries a body (the Application picks
-    it per request, server/app.py): Tornado hands it the body chunk by chunk (data_received(),
-    handlers/body.py) instead of reading it whole first, so that an oversized or chunked body
-    gets a JSON 413 without being kept. A request without a body (every GET an app sends) runs
-    the class as routed: Tornado's streamed path costs one more event-loop turn, about 3 % of
-    a /dashboard request (bench/README.md)."""
+    """``handler_class`` as it runs for a request whose body is read as it streams in (the
+    Application picks it per request, server/app.py, by reads_streamed_body()): Tornado
+    hands it the body chunk by chunk (data_received(), handlers/body.py) instead of reading
+    it whole first, so that a body too large, or of a length that cannot be known, gets a
+    JSON answer without being kept. Every other request (no body, as every GET an app sends,
+    or a small declared one) runs the class as routed: Tornado's streamed path costs one more
+    event-loop turn, about 3 % of a /dashboard request (bench/README.md)."""
     variant = type(handler_class.__name__, (handler_class,), {"__module__": handler_class.__module__,
                                                             "__qualname__": handler_class.__qualname__})
     return tornado.web.stream_request_body(variant)

@@ -1,10 +1,17 @@
-"""Request bodies: streamed, bounded by MAX_BODY_BYTES without ever being kept whole past
-it, and parsed as JSON on demand.
+"""Request bodies: bounded by MAX_BODY_BYTES without ever being kept whole past it, and
+parsed as JSON on demand.
 
-A declared ``Content-Length`` over the limit is refused before any of the body is read (a
-413 from its headers alone; server/connection.py then keeps or lingers the connection).
-A chunked body has no declared length: past the limit its chunks are dropped, never
-kept, and the handler answers 413 (the HTTP server cuts off one that goes on far longer).
+A body declared within the limit is read whole by Tornado before the handler starts. Any
+other is streamed to the handler (handlers/base.py with_streamed_body()), so that it can be
+refused from its headers alone (server/connection.py then keeps or lingers the connection):
+
+- a ``Content-Length`` that is not one plain number, or one beside a ``Transfer-Encoding``,
+  or a transfer coding other than chunked, is a 400: the body's end cannot be known
+  (RFC 9112 section 6.3);
+- a declared ``Content-Length`` over the limit is a 413, before any of the body is read;
+- a chunked body has no declared length: past the limit its chunks are dropped, never
+  kept, and the handler answers 413 (the HTTP server cuts off one that goes on far longer).
+
 Chunks that arrive after the answer, or after the client went away, are dropped too.
 """
 
@@ -18,23 +25,33 @@ from services.errors import InvalidInput
 
 class JsonBody:
     """start_body() as the handler starts, drop_body() once it has answered or its client
-    has left. A request that carries a body runs its handler under
-    ``@tornado.web.stream_request_body`` (handlers/base.py with_streamed_body()), so the body
-    arrives through data_received(); a request without one has an empty body."""
+    has left."""
 
     def start_body(self) -> None:
-        self._body: bytearray | None = bytearray()  # None once chunks are dropped
+        # A body declared within the limit Tornado has read whole already; a streamed one
+        # arrives through data_received() (handlers/base.py with_streamed_body()).
+        self._body: bytes | bytearray | None = self.request.body or bytearray()  # None once dropped
         self._body_too_large = False
 
     def drop_body(self) -> None:
         """From now on what arrives is dropped (an early answer's body), and what came is freed."""
         self._body = None
 
-    def refuse_declared_oversize(self) -> None:
-        """A step of prepare(): 413 for a declared length over the limit."""
-        length = self.request.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > self.config.max_body_bytes:
-            raise self._body_too_large_problem()
+    def refuse_unreadable_body(self) -> None:
+        """A step of prepare(): 400 for a body whose length cannot be known, 413 for a
+        declared length over the limit (see the module docstring)."""
+        headers = self.request.headers
+        length = headers.get("Content-Length")
+        coding = headers.get("Transfer-Encoding")
+        if length is not None:
+            if coding is not None:
+                raise HttpProblem(400, "A request cannot declare both a Content-Length and a Transfer-Encoding.")
+            if not (length.isascii() and length.isdigit()):
+                raise HttpProblem(400, "The Content-Length header must be one whole number of bytes.")
+            if int(length) > self.config.max_body_bytes:
+                raise self._body_too_large_problem()
+        elif coding is not None and coding.strip().lower() != "chunked":
+            raise HttpProblem(400, "A request body may only use the chunked transfer coding.")
 
     def data_received(self, chunk: bytes) -> None:
         body = self._body

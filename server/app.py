@@ -12,7 +12,7 @@ from tornado.httpserver import HTTPServer
 
 from handlers.accounts import LoginHandler, LogoutHandler, ProfileHandler, SignupHandler
 from handlers.admin import AdminStatsHandler, AdminVideoHandler, AdminVideosHandler
-from handlers.base import BaseHandler, NotFoundHandler, carries_body, with_streamed_body
+from handlers.base import BaseHandler, NotFoundHandler, reads_streamed_body, with_streamed_body
 from handlers.catalog import HistoryHandler, ProgressHandler, VideoHandler, VideosHandler
 from handlers.health import LivenessHandler, ReadinessHandler, RootHandler
 from handlers.openapi import OpenApiHandler
@@ -247,9 +247,10 @@ class VideoApp(tornado.web.Application):
         )
 
     def get_handler_delegate(self, request, target_class, target_kwargs=None, path_args=None, path_kwargs=None):
-        """A request that carries a body is read as it streams in (handlers/base.py
+        """A body that may be larger than the limit is read as it streams in (handlers/base.py
         with_streamed_body() says why only those)."""
-        if issubclass(target_class, BaseHandler) and carries_body(request.headers):
+        streamed = reads_streamed_body(request.headers, self.config.max_body_bytes)
+        if streamed and issubclass(target_class, BaseHandler):
             target_class = with_streamed_body(target_class)
         return super().get_handler_delegate(request, target_class, target_kwargs, path_args, path_kwargs)
 

@@ -130,17 +130,57 @@ async def test_a_get_with_a_body_is_answered_as_one_without(http_server, base_ur
         writer.close()
 
 
+@pytest.mark.parametrize("value", [b"\xb2", b"5, 5", b"+5", b"-1", b"0x10", b" "])
+@pytest.mark.gen_test(timeout=30)
+async def test_a_content_length_that_is_not_one_number_is_a_json_400(http_server, base_url, value):
+    """RFC 9112 section 6.3: the body's end cannot be known, so the connection closes after."""
+    reader, writer = await open_raw_connection(base_url)
+    try:
+        writer.write(b"POST /auth/signup HTTP/1.1\r\nHost: x\r\nContent-Length: " + value + b"\r\n\r\n" + SIGNUP)
+        status, headers, body = await _read_response(reader)
+        assert status == 400
+        assert "Content-Length" in json.loads(body)["error"]
+        assert headers["connection"].lower() == "close"
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("framing, message", [
+    (b"Content-Length: 5\r\nTransfer-Encoding: chunked", "both a Content-Length and a Transfer-Encoding"),
+    (b"Transfer-Encoding: gzip", "only use the chunked transfer coding"),
+])
+@pytest.mark.gen_test(timeout=30)
+async def test_a_body_framed_two_ways_or_with_an_unknown_coding_is_a_json_400(http_server, base_url, framing,
+                                                                              message):
+    reader, writer = await open_raw_connection(base_url)
+    try:
+        writer.write(b"POST /auth/signup HTTP/1.1\r\nHost: x\r\n" + framing + b"\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+        status, headers, body = await _read_response(reader)
+        assert status == 400
+        assert message in json.loads(body)["error"]
+        assert headers["connection"].lower() == "close"
+    finally:
+        writer.close()
+
+
 @pytest.mark.parametrize("headers, streamed", [
     ({}, False),
     ({"Content-Length": "0"}, False),
-    ({"Content-Length": "12"}, True),
-    ({"Transfer-Encoding": "chunked"}, True),
-    ({"Content-Length": "twelve"}, True),  # not ours to judge here: the streamed path refuses it
+    ({"Content-Length": "12"}, False),  # read whole: it cannot be over the limit
+    ({"Content-Length": "LIMIT"}, False),
+    ({"Content-Length": "LIMIT+1"}, True),  # refused from its headers, never read
+    ({"Transfer-Encoding": "chunked"}, True),  # of unknown length: counted as it arrives
+    ({"Content-Length": "twelve"}, True),  # refused from its headers
+    ({"Content-Length": "\xb2"}, True),  # a digit to str.isdigit(), not to HTTP
 ])
-def test_only_a_request_that_carries_a_body_reads_it_as_it_streams_in(app, headers, streamed):
+def test_only_a_body_that_may_be_over_the_limit_is_read_as_it_streams_in(app, headers, streamed):
     """Tornado's streamed path costs one more event-loop turn a request, so a request
-    without a body (every GET the apps send) takes the plain one (bench/README.md)."""
-    request = HTTPServerRequest(start_line=RequestStartLine("GET", "/dashboard", "HTTP/1.1"),
+    without a body (every GET the apps send), or with a small declared one, takes the plain
+    one (bench/README.md)."""
+    limit = app.config.max_body_bytes
+    headers = {name: value.replace("LIMIT+1", str(limit + 1)).replace("LIMIT", str(limit))
+               for name, value in headers.items()}
+    request = HTTPServerRequest(start_line=RequestStartLine("PUT", "/dashboard", "HTTP/1.1"),
                                 headers=HTTPHeaders({"Host": "localhost", **headers}))
     handler_class = app.get_handler_delegate(request, DashboardHandler).handler_class
     assert issubclass(handler_class, DashboardHandler)
