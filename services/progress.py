@@ -27,16 +27,27 @@ def _seconds(value) -> bool:
         return False
 
 
+def _duration(value) -> bool:
+    return _seconds(value) and value > 0
+
+
 PROGRESS = Schema({
     "position_seconds": And(_seconds, error="position_seconds must be a finite number of seconds, 0 or more."),
-    "duration_seconds": And(_seconds, lambda v: v > 0,
-                            error="duration_seconds must be a finite number of seconds, more than 0."),
+    "duration_seconds": And(_duration, error="duration_seconds must be a finite number of seconds, more than 0."),
 }, ignore_extra_keys=True)
 
 
 def validated_progress(body) -> tuple[float, float]:
-    fields = validation.validated(PROGRESS, body)
-    position, duration = float(fields["position_seconds"]), float(fields["duration_seconds"])
+    # Every player reports its position every few seconds: this is the API's most frequent
+    # request. A well-formed body is recognised by PROGRESS's own predicates, without
+    # schema's walk over the dict (16 µs, about 4 % of the request); any other goes through
+    # PROGRESS, for its message. tests/test_catalog_services.py holds the two to one answer.
+    if isinstance(body, dict) and _seconds(position := body.get("position_seconds")) \
+            and _duration(duration := body.get("duration_seconds")):
+        position, duration = float(position), float(duration)
+    else:
+        fields = validation.validated(PROGRESS, body)
+        position, duration = float(fields["position_seconds"]), float(fields["duration_seconds"])
     if position > duration:
         raise InvalidInput("position_seconds cannot be past duration_seconds.")
     return position, duration

@@ -1,12 +1,16 @@
-"""The catalog's building blocks on their own: YouTube ids, title words, cursors."""
+"""The catalog's building blocks on their own: YouTube ids, title words, cursors, progress bodies."""
 
 import datetime as dt
 
 import pytest
 from bson import ObjectId
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from services import validation
 from services.cursors import CursorCodec, parse_limit
 from services.errors import InvalidInput
+from services.progress import PROGRESS, validated_progress
 from services.videos import title_words
 from services.youtube import EXPECTED, parse_youtube_id
 
@@ -136,3 +140,57 @@ def test_admin_emails_are_read_from_the_environment_normalised():
                          jwt_secrets=("x" * 40,))
     assert config.admin_emails == ("boss@example.com", "ops@example.org")
     assert load_config(env={}, jwt_secrets=("x" * 40,)).admin_emails == ()
+
+
+# ----- progress bodies: the quick path and schema's agree --------------------------------
+
+def _progress_by_schema(body):
+    """What PROGRESS alone answers (the path every body took before the quick one)."""
+    try:
+        fields = validation.validated(PROGRESS, body)
+    except InvalidInput as error:
+        return "refused", str(error)
+    position, duration = float(fields["position_seconds"]), float(fields["duration_seconds"])
+    return ("refused", "position_seconds cannot be past duration_seconds.") if position > duration \
+        else (position, duration)
+
+
+def _progress_answer(body):
+    try:
+        return validated_progress(body)
+    except InvalidInput as error:
+        return "refused", str(error)
+
+
+_JSON_SCALARS = (st.none() | st.booleans() | st.integers() | st.integers(min_value=-(10**400), max_value=10**400)
+                 | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=5))
+_PROGRESS_VALUES = _JSON_SCALARS | st.lists(_JSON_SCALARS, max_size=2) | st.dictionaries(st.text(max_size=3),
+                                                                                         _JSON_SCALARS, max_size=2)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(
+    st.fixed_dictionaries({}, optional={"position_seconds": _PROGRESS_VALUES, "duration_seconds": _PROGRESS_VALUES,
+                                        "extra": _JSON_SCALARS}),
+    _PROGRESS_VALUES,
+))
+def test_a_progress_body_gets_the_answer_schema_gives(body):
+    assert _progress_answer(body) == _progress_by_schema(body)
+
+
+@pytest.mark.parametrize("body, answer", [
+    ({"position_seconds": 42.5, "duration_seconds": 212}, (42.5, 212.0)),
+    ({"position_seconds": 0, "duration_seconds": 1, "extra": "kept out"}, (0.0, 1.0)),
+    ({"position_seconds": 5, "duration_seconds": 0}, "duration_seconds must be"),
+    ({"position_seconds": True, "duration_seconds": 10}, "position_seconds must be"),
+    ({"position_seconds": 11, "duration_seconds": 10}, "cannot be past"),
+    ({"duration_seconds": 10}, "position_seconds"),
+    ([1, 2], "JSON object"),
+])
+def test_progress_bodies_both_ways(body, answer):
+    for way in (_progress_answer, _progress_by_schema):
+        got = way(body)
+        if isinstance(answer, tuple):
+            assert got == answer
+        else:
+            assert got[0] == "refused" and answer in got[1]
