@@ -84,9 +84,12 @@ class BaseHandler(ErrorAnswers, Cors, JsonBody, BearerAuth, ProxyAware, ApiHeade
 def reads_streamed_body(headers, max_body_bytes: int) -> bool:
     """Whether a request's body is read as it streams in: any body but one declared, as one
     plain number, within the limit (handlers/body.py says what becomes of the others)."""
+    # ``in`` first: HTTPHeaders.get() of an absent header raises and catches a KeyError.
     if "Transfer-Encoding" in headers:
         return True
-    length = headers.get("Content-Length", "0")
+    if "Content-Length" not in headers:
+        return False
+    length = headers["Content-Length"]
     return not (length.isascii() and length.isdigit() and int(length) <= max_body_bytes)
 
 

@@ -41,16 +41,15 @@ class JsonBody:
         """A step of prepare(): 400 for a body whose length cannot be known, 413 for a
         declared length over the limit (see the module docstring)."""
         headers = self.request.headers
-        length = headers.get("Content-Length")
-        coding = headers.get("Transfer-Encoding")
-        if length is not None:
-            if coding is not None:
+        if "Content-Length" in headers:  # ``in`` first: get() of an absent header costs an exception
+            length = headers["Content-Length"]
+            if "Transfer-Encoding" in headers:
                 raise HttpProblem(400, "A request cannot declare both a Content-Length and a Transfer-Encoding.")
             if not (length.isascii() and length.isdigit()):
                 raise HttpProblem(400, "The Content-Length header must be one whole number of bytes.")
             if int(length) > self.config.max_body_bytes:
                 raise self._body_too_large_problem()
-        elif coding is not None and coding.strip().lower() != "chunked":
+        elif "Transfer-Encoding" in headers and headers["Transfer-Encoding"].strip().lower() != "chunked":
             raise HttpProblem(400, "A request body may only use the chunked transfer coding.")
 
     def data_received(self, chunk: bytes) -> None:
