@@ -1,17 +1,16 @@
-"""Request bodies: bounded by MAX_BODY_BYTES without ever being kept whole past it, and
-parsed as JSON on demand.
+"""Request bodies: streamed, bounded by MAX_BODY_BYTES without ever being kept whole past
+it, and parsed as JSON on demand.
 
-A body declared within the limit is read whole by Tornado before the handler starts. Any
-other is streamed to the handler (handlers/base.py with_streamed_body()), so that it can be
-refused from its headers alone (server/connection.py then keeps or lingers the connection):
+Every body is refused from its headers, before any of it is read, where it can be
+(server/connection.py then keeps or lingers the connection):
 
 - a ``Content-Length`` that is not one plain number, or one beside a ``Transfer-Encoding``,
   or a transfer coding other than chunked, is a 400: the body's end cannot be known
   (RFC 9112 section 6.3);
-- a declared ``Content-Length`` over the limit is a 413, before any of the body is read;
-- a chunked body has no declared length: past the limit its chunks are dropped, never
-  kept, and the handler answers 413 (the HTTP server cuts off one that goes on far longer).
+- a declared ``Content-Length`` over the limit is a 413.
 
+A chunked body has no declared length: past the limit its chunks are dropped, never kept,
+and the handler answers 413 (the HTTP server cuts off one that goes on far longer).
 Chunks that arrive after the answer, or after the client went away, are dropped too.
 """
 
@@ -24,13 +23,11 @@ from services.errors import InvalidInput
 
 
 class JsonBody:
-    """start_body() as the handler starts, drop_body() once it has answered or its client
-    has left."""
+    """For handlers under ``@tornado.web.stream_request_body``: start_body() as the handler
+    starts, drop_body() once it has answered or its client has left."""
 
     def start_body(self) -> None:
-        # A body declared within the limit Tornado has read whole already; a streamed one
-        # arrives through data_received() (handlers/base.py with_streamed_body()).
-        self._body: bytes | bytearray | None = self.request.body or bytearray()  # None once dropped
+        self._body: bytearray | None = bytearray()  # None once chunks are dropped
         self._body_too_large = False
 
     def drop_body(self) -> None:

@@ -12,7 +12,7 @@ from tornado.httpserver import HTTPServer
 
 from handlers.accounts import LoginHandler, LogoutHandler, ProfileHandler, SignupHandler
 from handlers.admin import AdminStatsHandler, AdminVideoHandler, AdminVideosHandler
-from handlers.base import BaseHandler, NotFoundHandler, reads_streamed_body, with_streamed_body
+from handlers.base import NotFoundHandler
 from handlers.catalog import HistoryHandler, ProgressHandler, VideoHandler, VideosHandler
 from handlers.health import LivenessHandler, ReadinessHandler, RootHandler
 from handlers.openapi import OpenApiHandler
@@ -229,30 +229,19 @@ class VideoApp(tornado.web.Application):
         self.inflight = InFlight()
         # Beside the other log lines, on stderr.
         self.access_log = access_log or AccessLog(sys.stderr, trust_proxy=config.trust_proxy)
-        routes = ROUTES + ASSET_ROUTES
         self.metrics = Metrics(
-            # A route's requests with a body run its with_streamed_body() variant: the same route.
-            routes + [(pattern, with_streamed_body(handler)) for pattern, handler, *_ in routes
-                      if issubclass(handler, BaseHandler)],
+            ROUTES + ASSET_ROUTES,
             in_flight=lambda: self.inflight.count,
             password_checks_waiting=lambda: services.passwords.waiting,
         )
         super().__init__(
-            routes,
+            ROUTES + ASSET_ROUTES,
             default_handler_class=NotFoundHandler,
             log_function=self._request_finished,
             # No XSRF cookies: clients authenticate with a bearer header, which a
             # cross-site form cannot send.
             xsrf_cookies=False,
         )
-
-    def get_handler_delegate(self, request, target_class, target_kwargs=None, path_args=None, path_kwargs=None):
-        """A body that may be larger than the limit is read as it streams in (handlers/base.py
-        with_streamed_body() says why only those)."""
-        streamed = reads_streamed_body(request.headers, self.config.max_body_bytes)
-        if streamed and issubclass(target_class, BaseHandler):
-            target_class = with_streamed_body(target_class)
-        return super().get_handler_delegate(request, target_class, target_kwargs, path_args, path_kwargs)
 
     def _request_finished(self, handler) -> None:
         """Tornado's log_function: every finished request is counted, then logged."""

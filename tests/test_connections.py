@@ -5,10 +5,8 @@ import gc
 import json
 
 import pytest
-from tornado.httputil import HTTPHeaders, HTTPServerRequest, RequestStartLine
 
 from handlers.base import BaseHandler
-from handlers.videos import DashboardHandler
 from tests.support import PASSWORD, open_raw_connection
 
 
@@ -161,28 +159,3 @@ async def test_a_body_framed_two_ways_or_with_an_unknown_coding_is_a_json_400(ht
         assert headers["connection"].lower() == "close"
     finally:
         writer.close()
-
-
-@pytest.mark.parametrize("headers, streamed", [
-    ({}, False),
-    ({"Content-Length": "0"}, False),
-    ({"Content-Length": "12"}, False),  # read whole: it cannot be over the limit
-    ({"Content-Length": "LIMIT"}, False),
-    ({"Content-Length": "LIMIT+1"}, True),  # refused from its headers, never read
-    ({"Transfer-Encoding": "chunked"}, True),  # of unknown length: counted as it arrives
-    ({"Content-Length": "twelve"}, True),  # refused from its headers
-    ({"Content-Length": "\xb2"}, True),  # a digit to str.isdigit(), not to HTTP
-])
-def test_only_a_body_that_may_be_over_the_limit_is_read_as_it_streams_in(app, headers, streamed):
-    """Tornado's streamed path costs one more event-loop turn a request, so a request
-    without a body (every GET the apps send), or with a small declared one, takes the plain
-    one (bench/README.md)."""
-    limit = app.config.max_body_bytes
-    headers = {name: value.replace("LIMIT+1", str(limit + 1)).replace("LIMIT", str(limit))
-               for name, value in headers.items()}
-    request = HTTPServerRequest(start_line=RequestStartLine("PUT", "/dashboard", "HTTP/1.1"),
-                                headers=HTTPHeaders({"Host": "localhost", **headers}))
-    handler_class = app.get_handler_delegate(request, DashboardHandler).handler_class
-    assert issubclass(handler_class, DashboardHandler)
-    assert (handler_class is not DashboardHandler) == streamed
-    assert getattr(handler_class, "_stream_request_body", False) == streamed  # what Tornado reads
