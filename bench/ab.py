@@ -37,16 +37,23 @@ def start_api(name: str, checkout: str | None, settings: dict[str, str]) -> tupl
     return server, email
 
 
+def setting(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, not {text!r}")
+    return name, value
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.ab", description=__doc__.split("\n\n")[0])
     parser.add_argument("--other", help="B's checkout (default: this one)")
-    parser.add_argument("--other-env", action="append", default=[], metavar="NAME=VALUE",
+    parser.add_argument("--other-env", action="append", default=[], type=setting, metavar="NAME=VALUE",
                         help="a setting of B's (repeatable)")
     parser.add_argument("--loads", default="dashboard,stream,videos,progress")
     parser.add_argument("--rounds", type=int, default=4, help="an even number: A and B swap places each round")
     parser.add_argument("--seconds", type=int, default=12, help="per load and version, over all rounds")
     options = parser.parse_args(argv)
-    other_settings = dict(item.split("=", 1) for item in options.other_env)
+    other_settings = dict(options.other_env)
     labels = options.loads.split(",")
     seconds_per_run = max(1, round(options.seconds / options.rounds))
     RESULTS.mkdir(parents=True, exist_ok=True)
