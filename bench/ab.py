@@ -15,15 +15,16 @@ A and B as fractions of the ceiling, and B/A. Logins are not measured (bcrypt co
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import secrets
 import sys
 
 from bench.machine import MeasuredServer
 from bench.run import prepare_user
-from bench.settings import CONNECTIONS, RESULTS, START_TIMEOUT_SECONDS, THREADS
+from bench.settings import CONNECTIONS, RESULTS, START_TIMEOUT_SECONDS, Settings
 from bench.steady import steady_loads
-from bench.wrk import combine_rounds, run_wrk
+from bench.wrk import take_turns
 
 
 def start_api(name: str, checkout: str | None, settings: dict[str, str]) -> tuple[MeasuredServer, str]:
@@ -50,12 +51,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--other-env", action="append", default=[], type=setting, metavar="NAME=VALUE",
                         help="a setting of B's (repeatable)")
     parser.add_argument("--loads", default="dashboard,stream,videos,progress")
-    parser.add_argument("--rounds", type=int, default=4, help="an even number: A and B swap places each round")
+    parser.add_argument("--rounds", type=int, default=4, help="an even number: A and B swap places every round")
     parser.add_argument("--seconds", type=int, default=12, help="per load and version, over all rounds")
     options = parser.parse_args(argv)
     other_settings = dict(options.other_env)
     labels = options.loads.split(",")
-    seconds_per_run = max(1, round(options.seconds / options.rounds))
+    settings = dataclasses.replace(Settings.from_env(), seconds=options.seconds, rounds=options.rounds)
     RESULTS.mkdir(parents=True, exist_ok=True)
 
     servers: list[MeasuredServer] = []
@@ -71,30 +72,20 @@ def main(argv: list[str]) -> int:
         loads = {"A": steady_loads(prepare_user(api_a, email_a)), "B": steady_loads(prepare_user(api_b, email_b))}
         targets = {}
         for label in labels:
-            for side, server in (("ceiling", ceiling), ("A", api_a), ("B", api_b)):
+            # The ceiling between A and B: take_turns reverses the order every other round,
+            # so A and B swap places and each is first as often as last.
+            for side, server in (("A", api_a), ("ceiling", ceiling), ("B", api_b)):
                 load = loads["B" if side == "ceiling" else side][label]
-                targets[side, label] = (server, server.base_url + load["path"], {
+                targets[f"{side} {label}"] = (server, server.base_url + load["path"], {
                     "headers": load["headers"], "script": load.get("script", "get.lua"), "env": load.get("env")})
-        print(f"  {', '.join(labels)}: the ceiling, A and B in turn, {options.rounds} rounds of {seconds_per_run} s "
-              f"at {CONNECTIONS} connections ...", flush=True)
-        runs: dict[tuple[str, str], list[dict]] = {key: [] for key in targets}
-        for round_number in range(options.rounds):
-            # A and B swap places every round: of two identical versions, the one that ran
-            # second each time measured up to 5 % lower.
-            order = ("ceiling", "A", "B") if round_number % 2 == 0 else ("ceiling", "B", "A")
-            for label in labels:
-                for side in order:
-                    server, url, wrk_options = targets[side, label]
-                    server.settle()
-                    runs[side, label].append(run_wrk(f"{side} {label}", url, connections=CONNECTIONS,
-                                                     threads=THREADS, seconds=seconds_per_run, **wrk_options))
-        results = {key: combine_rounds(measured) for key, measured in runs.items()}
+        results = take_turns(settings, targets, rounds=options.rounds, connections=CONNECTIONS, min_seconds=1,
+                             announce="{targets} in turn: {rounds} rounds of {seconds} s at {connections} connections")
     finally:
         for server in servers:
             server.stop()
     print(f"{'load':10s} {'ceiling':>9s} {'A':>9s} {'B':>9s}  {'A/ceil':>6s} {'B/ceil':>6s}  {'B/A':>6s}")
     for label in labels:
-        ceiling_rate, a_rate, b_rate = (results[side, label]["requests_per_s"] for side in ("ceiling", "A", "B"))
+        ceiling_rate, a_rate, b_rate = (results[f"{side} {label}"]["requests_per_s"] for side in ("ceiling", "A", "B"))
         print(f"{label:10s} {ceiling_rate:9.1f} {a_rate:9.1f} {b_rate:9.1f}  "
               f"{a_rate / ceiling_rate:6.3f} {b_rate / ceiling_rate:6.3f}  {b_rate / a_rate:6.3f}")
     return 0

@@ -31,8 +31,9 @@ It is a measurement: it exits 0 whether or not the targets are met (each is prin
 MET or MISSED), and non-zero only when it could not measure (no wrk, a server that did
 not start, a setup request that failed).
 
-Environment knobs (defaults in brackets): BENCH_SECONDS [10] per measured load (the
-steady loads split into BENCH_ROUNDS [3] turns each),
+Environment knobs (defaults in brackets): BENCH_SECONDS [12] per measured load (the
+steady loads split into BENCH_ROUNDS [4] turns each, an even number: the order of the
+turns is reversed every other round),
 BENCH_WARMUP_SECONDS [2], BENCH_MEMORY_FIRST [20000] and BENCH_MEMORY_TOTAL [100000]
 requests, BENCH_MEMORY_MAX_SECONDS [300] as the time bound of the memory phase.
 """

@@ -27,7 +27,7 @@ THREADS = 2
 # The crowd: this many keep-alive connections at once, opened together by wrk, in
 # CROWD_RUNS runs each of the API and the ceiling, taking turns.
 CROWD_CONNECTIONS = 2000
-CROWD_RUNS = 3
+CROWD_RUNS = 4
 # File descriptors wrk and each server need for the crowd, with room for the rest.
 OPEN_FILES_NEEDED = CROWD_CONNECTIONS + 512
 STORM_LOGIN_CONNECTIONS = 16
@@ -67,8 +67,8 @@ class Settings:
             return value
 
         settings = cls(
-            seconds=max(1.0, number("BENCH_SECONDS", 10.0)),
-            rounds=max(1, number("BENCH_ROUNDS", 3, int)),
+            seconds=max(1.0, number("BENCH_SECONDS", 12.0)),
+            rounds=max(1, number("BENCH_ROUNDS", 4, int)),
             warmup_seconds=number("BENCH_WARMUP_SECONDS", 2.0),
             memory_first=max(1, number("BENCH_MEMORY_FIRST", 20000, int)),
             memory_total=max(1, number("BENCH_MEMORY_TOTAL", 100000, int)),

@@ -103,13 +103,17 @@ def take_turns(settings: Settings, targets: dict[str, tuple[MeasuredServer, str,
 
     The ceiling and the API take turns, round after round, and each figure is the sum of its
     rounds: this machine's speed drifts by several per cent from one ten-second stretch to
-    the next, and taking turns spreads that drift over both sides of a ratio."""
+    the next, and taking turns spreads that drift over both sides of a ratio. Every other
+    round runs the targets in the reverse order: of two identical servers, the one that ran
+    second in every round measured 3-5 % lower (bench/README.md); with an even number of
+    rounds, each of two targets run one after the other is first as often as second."""
     per_round = max(min_seconds, round(settings.seconds / settings.rounds))
     print("  " + announce.format(targets=", ".join(targets), rounds=rounds, seconds=per_round,
                                  connections=connections) + " ...", flush=True)
     results: dict[str, list[dict]] = {label: [] for label in targets}
-    for _ in range(rounds):
-        for label, (server, url, options) in targets.items():
+    for round_number in range(rounds):
+        in_turn = list(targets.items())
+        for label, (server, url, options) in in_turn if round_number % 2 == 0 else reversed(in_turn):
             server.settle()  # what the previous run left queued must not slow this one
             results[label].append(run_wrk(label, url, connections=connections, threads=THREADS,
                                           seconds=per_round, **options))
