@@ -22,6 +22,12 @@ from handlers.errors import HttpProblem
 from services.errors import InvalidInput
 
 
+def declared_length(value: str) -> int | None:
+    """A ``Content-Length`` value as a number of bytes, or None unless it is one plain number:
+    not a list, a sign, or a digit of another script (``str.isdigit()`` takes "²" for one)."""
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
 class JsonBody:
     """For handlers under ``@tornado.web.stream_request_body``: start_body() as the handler
     starts, drop_body() once it has answered or its client has left."""
@@ -39,12 +45,12 @@ class JsonBody:
         declared length over the limit (see the module docstring)."""
         headers = self.request.headers
         if "Content-Length" in headers:  # ``in`` first: get() of an absent header costs an exception
-            length = headers["Content-Length"]
+            length = declared_length(headers["Content-Length"])
             if "Transfer-Encoding" in headers:
                 raise HttpProblem(400, "A request cannot declare both a Content-Length and a Transfer-Encoding.")
-            if not (length.isascii() and length.isdigit()):
+            if length is None:
                 raise HttpProblem(400, "The Content-Length header must be one whole number of bytes.")
-            if int(length) > self.config.max_body_bytes:
+            if length > self.config.max_body_bytes:
                 raise self._body_too_large_problem()
         elif "Transfer-Encoding" in headers and headers["Transfer-Encoding"].strip().lower() != "chunked":
             raise HttpProblem(400, "A request body may only use the chunked transfer coding.")

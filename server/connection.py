@@ -26,6 +26,8 @@ from tornado.http1connection import HTTP1Connection, HTTP1ServerConnection
 from tornado.httpserver import HTTPServer, _HTTPRequestContext
 from tornado.log import gen_log
 
+from handlers.body import declared_length
+
 # nginx's lingering_timeout is 5 s (and lingering_time 30 s in all); a client that has sent
 # its body gets our answer long before either. The byte bound keeps a fast sender from
 # holding the connection for the whole time; reads are dropped chunk by chunk.
@@ -85,12 +87,12 @@ class EarlyAnswerConnection(HTTP1Connection):
             return False
         if "Transfer-Encoding" in headers:
             return True
-        length = headers.get("Content-Length")
-        if length is None:
+        if "Content-Length" not in headers:
             return False
-        # Anything but one plain number (a list, a sign, a digit of another script) is
-        # refused by the handler (handlers/body.py): its body is not read.
-        return not (length.isascii() and length.isdigit()) or int(length) > self._max_body_size
+        # Anything but one plain number is refused by the handler (handlers/body.py): its
+        # body is not read.
+        length = declared_length(headers["Content-Length"])
+        return length is None or length > self._max_body_size
 
     async def _linger(self) -> None:
         """Reads and drops what the client still sends, within the bounds, then closes."""
