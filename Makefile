@@ -42,7 +42,7 @@ bench: $(RUNTIME_STAMP) ## the performance harness (needs wrk; see bench/README.
 
 # The schemathesis fuzz test with 500 generated requests per operation (`make test` runs 25).
 fuzz: $(DEV_STAMP) ## the OpenAPI fuzzer with 500 requests per operation
-	FUZZ_EXAMPLES=500 $(PY) -m pytest tests/test_fuzz.py
+	FUZZ_EXAMPLES=500 $(PY) -m pytest tests/server/test_fuzz.py
 
 clean: ## remove .venv, caches and bench results
 	rm -rf $(VENV) .pytest_cache .ruff_cache bench/results

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable
 
-from services.errors import NotAuthenticated
-from services.sessions import Principal
+from services.accounts.sessions import Principal
+from services.common.errors import NotAuthenticated
 
 _BEARER = re.compile(r"Bearer +(\S+)", re.IGNORECASE)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import orjson
 
 from handlers.errors import HttpProblem
-from services.errors import InvalidInput
+from services.common.errors import InvalidInput
 
 
 def declared_length(value: str) -> int | None:

@@ -9,7 +9,7 @@ import logging
 
 import tornado.web
 
-from services.errors import (
+from services.common.errors import (
     Conflict,
     DatabaseUnavailable,
     FeatureUnavailable,

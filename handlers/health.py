@@ -1,7 +1,7 @@
 """Liveness and readiness."""
 
 from handlers.base import BaseHandler
-from services.errors import DatabaseUnavailable
+from services.common.errors import DatabaseUnavailable
 
 API_VERSION = "1.0.0"
 

@@ -10,7 +10,7 @@ import tornado.web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from handlers.base import BaseHandler
-from services.errors import NotAuthenticated
+from services.common.errors import NotAuthenticated
 
 DOCS_DIR = Path(__file__).resolve().parent / "docs"
 

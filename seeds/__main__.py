@@ -15,7 +15,7 @@ from server.app import build_services
 from server.config import ConfigError, load_config, read_dotenv
 from server.database import close, connect, describe
 from server.logs import configure_logging
-from services.errors import DatabaseUnavailable
+from services.common.errors import DatabaseUnavailable
 
 log = logging.getLogger("seeds")
 

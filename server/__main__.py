@@ -26,7 +26,7 @@ from server.config import Config, ConfigError, load_config, read_dotenv
 from server.database import close, connect, describe
 from server.logs import configure_logging
 from server.runtime import tune_garbage_collector
-from services.errors import DatabaseUnavailable
+from services.common.errors import DatabaseUnavailable
 
 log = logging.getLogger("server")
 PREPARE_RETRY_SECONDS = 5

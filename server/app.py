@@ -13,10 +13,11 @@ from tornado.httpserver import HTTPServer
 from handlers.accounts import LoginHandler, LogoutHandler, ProfileHandler, SignupHandler
 from handlers.admin import AdminStatsHandler, AdminVideoHandler, AdminVideosHandler
 from handlers.base import NotFoundHandler
-from handlers.catalog import HistoryHandler, ProgressHandler, VideoHandler, VideosHandler
 from handlers.health import LivenessHandler, ReadinessHandler, RootHandler
+from handlers.library import HistoryHandler, ProgressHandler, VideoHandler, VideosHandler
 from handlers.openapi import OpenApiHandler
 from handlers.operations import DOCS_ASSET_PATTERN, DocsAssetHandler, DocsHandler, MetricsHandler
+from handlers.playback import DashboardHandler, PlayHandler, StreamHandler
 from handlers.sessions import (
     PasswordHandler,
     PasswordResetConfirmHandler,
@@ -25,30 +26,29 @@ from handlers.sessions import (
     SessionHandler,
     SessionsHandler,
 )
-from handlers.videos import DashboardHandler, PlayHandler, StreamHandler
 from server.config import Config
 from server.connection import EarlyAnswerHTTPServer
 from server.logs import AccessLog
 from server.metrics import Metrics
-from services.account_deletion import AccountDeletion
-from services.accounts import Accounts
-from services.admin import CatalogAdmin
-from services.cursors import CursorCodec
-from services.datastore import guarded
-from services.durability import DurableDatabase
-from services.health import DatabaseHealth
-from services.library import Library
-from services.mail import LogMailer, SmtpMailer, parse_smtp_url
-from services.password_reset import PasswordResets, ResetTokenStore
-from services.passwords import PasswordHasher
-from services.playback import TOKEN_REUSE_SECONDS, Playback, PlaybackSigner
-from services.plays import PlayStore
-from services.progress import WatchHistory
-from services.refresh_tokens import RefreshTokenStore
-from services.sessions import AuthTokenCodec, SessionStore
-from services.throttle import LoginThrottle, PasswordResetThrottle, SignupThrottle
-from services.users import UserStore
-from services.videos import VideoCatalog
+from services.accounts.account_deletion import AccountDeletion
+from services.accounts.accounts import Accounts
+from services.accounts.password_reset import PasswordResets, ResetTokenStore
+from services.accounts.passwords import PasswordHasher
+from services.accounts.refresh_tokens import RefreshTokenStore
+from services.accounts.sessions import AuthTokenCodec, SessionStore
+from services.accounts.throttle import LoginThrottle, PasswordResetThrottle, SignupThrottle
+from services.accounts.users import UserStore
+from services.catalog.admin import CatalogAdmin
+from services.catalog.cursors import CursorCodec
+from services.catalog.library import Library
+from services.catalog.playback import TOKEN_REUSE_SECONDS, Playback, PlaybackSigner
+from services.catalog.plays import PlayStore
+from services.catalog.progress import WatchHistory
+from services.catalog.videos import VideoCatalog
+from services.common.datastore import guarded
+from services.common.durability import DurableDatabase
+from services.common.health import DatabaseHealth
+from services.common.mail import LogMailer, SmtpMailer, parse_smtp_url
 
 VIDEO_ID = r"(?P<video_id>[^/]+)"
 
@@ -112,7 +112,7 @@ class Services:
 def build_services(config: Config, db, executor: Executor) -> Services:
     # Every store reaches the database through the guard: outages become DatabaseUnavailable.
     # Credentials and their revocations also get majority writes and primary reads
-    # (services/durability.py); the catalog and the health ping use the database as the
+    # (services/common/durability.py); the catalog and the health ping use the database as the
     # connection string configures it.
     durable_db = guarded(DurableDatabase(db, config))
     db = guarded(db)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from services.mail import parse_smtp_url
+from services.common.mail import parse_smtp_url
 
 log = logging.getLogger(__name__)
 

@@ -8,14 +8,14 @@ import logging
 from urllib.parse import urlsplit, urlunsplit
 
 from server.config import ConfigError
-from services.datastore import open_client
+from services.common.datastore import open_client
 
 log = logging.getLogger(__name__)
 
 
 def client_class(driver: str):
     """The client class of a ``MONGODB_DRIVER`` value. Both take the same options and give
-    databases, collections and cursors with the same methods (tests/test_drivers.py)."""
+    databases, collections and cursors with the same methods (tests/server/test_drivers.py)."""
     if driver == "pymongo":
         from pymongo import AsyncMongoClient
 

@@ -13,15 +13,15 @@ patches give the embedded store the same shape of cost:
   check does) goes straight to that document, then through the same filter, projection
   and time-zone steps as mongomock's own path, without building a cursor around it;
 - expired documents are swept at most once per ``TTL_SWEEP_SECONDS``, not on every access.
-  Expiry is checked on every read anyway (services/sessions.py, throttle.py), as it must
+  Expiry is checked on every read anyway (services/accounts/sessions.py, throttle.py), as it must
   be on a real MongoDB, whose TTL monitor runs about once a minute.
 
-A third makes ``with_options`` (services/durability.py) return an async collection, as
+A third makes ``with_options`` (services/common/durability.py) return an async collection, as
 Motor's does: mongomock-motor hands back mongomock's own, synchronous one. The options
 themselves mean nothing to a store of one process.
 
 They change no result, only cost; the whole test suite runs over them, and
-tests/test_embedded_store.py compares each with mongomock's own path on the same data.
+tests/server/test_embedded_store.py compares each with mongomock's own path on the same data.
 They still earn their keep (measured 2026-11-25): with 500 sessions stored, the
 services' part of an authenticated /dashboard or /stream costs about 10-14 µs with
 them and about 960 µs without, and without them it grows with every login.

@@ -1,0 +1,97 @@
+"""User accounts: creation, lookup and password checks."""
+
+from __future__ import annotations
+
+from pymongo.errors import DuplicateKeyError
+
+from services.accounts.passwords import PasswordHasher
+from services.common.clock import isoformat, utcnow
+from services.common.errors import Conflict, NotFound
+from services.common.ids import parse_object_id
+
+
+def public_user(doc: dict, with_created_at: bool = False) -> dict:
+    """The fields of a user that a client may see (never the password hash)."""
+    user = {"id": str(doc["_id"]), "name": doc["name"], "email": doc["email"]}
+    if with_created_at:
+        user["created_at"] = isoformat(doc["created_at"])
+    return user
+
+
+class UserStore:
+    def __init__(self, db, hasher: PasswordHasher):
+        self._users = db["users"]
+        self._hasher = hasher
+
+    async def ensure_indexes(self) -> None:
+        # The unique index, not a find-before-insert, is what makes duplicate signups
+        # (including two that race) impossible.
+        await self._users.create_index("email", unique=True, name="email_unique")
+        # Deletions left half done (a database outage, a crash): only those carry it.
+        await self._users.create_index("deleting_at", name="deleting",
+                                      partialFilterExpression={"deleting_at": {"$exists": True}})
+
+    async def create(self, name: str, email: str, password: str) -> str:
+        """Creates the account; ``email`` is already normalised. Returns the new id."""
+        doc = {
+            "name": name,
+            "email": email,
+            "password_hash": await self._hasher.hash(password),
+            "created_at": utcnow(),
+        }
+        try:
+            result = await self._users.insert_one(doc)
+        except DuplicateKeyError:
+            raise Conflict("An account with this email already exists. Try logging in instead.") from None
+        return str(result.inserted_id)
+
+    async def check_credentials(self, email: str, password: str) -> dict | None:
+        """The user doc if the password is right, else None. Takes one bcrypt check
+        either way, so timing does not tell whether the email is registered. An account
+        being deleted counts as no account."""
+        doc = await self.find_by_email(email)
+        hashed = doc["password_hash"] if doc else None
+        if await self._hasher.check(password, hashed) and doc is not None:
+            return doc
+        return None
+
+    async def find_by_email(self, email: str) -> dict | None:
+        """The account with this (normalised) email, unless it is being deleted."""
+        doc = await self._users.find_one({"email": email})
+        return None if doc is None or doc.get("deleting_at") is not None else doc
+
+    async def password_matches(self, doc: dict, password: str) -> bool:
+        return await self._hasher.check(password, doc["password_hash"])
+
+    async def is_active(self, user_id: str) -> bool:
+        """Exists and is not being deleted."""
+        oid = parse_object_id(user_id)
+        doc = await self._users.find_one({"_id": oid}, projection={"deleting_at": 1}) if oid else None
+        return doc is not None and doc.get("deleting_at") is None
+
+    async def set_password(self, user_id: str, password: str) -> bool:
+        """False if the account is gone or being deleted."""
+        hashed = await self._hasher.hash(password)
+        result = await self._users.update_one(
+            {"_id": parse_object_id(user_id), "deleting_at": None}, {"$set": {"password_hash": hashed}})
+        return result.matched_count == 1
+
+    async def mark_deleting(self, user_id: str) -> None:
+        """The first step of a deletion: from here on login refuses the account."""
+        await self._users.update_one({"_id": parse_object_id(user_id), "deleting_at": None},
+                                     {"$set": {"deleting_at": utcnow()}})
+
+    async def pending_deletions(self) -> list[str]:
+        return [str(doc["_id"]) async for doc in
+                self._users.find({"deleting_at": {"$exists": True}}, projection={"_id": 1})]
+
+    async def delete(self, user_id: str) -> None:
+        """The last step of a deletion; the email is free to sign up again."""
+        await self._users.delete_one({"_id": parse_object_id(user_id)})
+
+    async def get(self, user_id: str) -> dict:
+        oid = parse_object_id(user_id)
+        doc = await self._users.find_one({"_id": oid}) if oid else None
+        if doc is None:
+            raise NotFound("This account no longer exists.")
+        return doc

@@ -1,0 +1,108 @@
+"""The catalog as users see it: browsing, search, one video, watch progress and history.
+
+Every video here is a dashboard item (services/catalog/playback.py builds them), with a fresh
+playback token for the caller; inactive and deleted videos never appear.
+"""
+
+from __future__ import annotations
+
+from services.accounts.sessions import Principal
+from services.catalog.cursors import CursorCodec, parse_limit
+from services.catalog.playback import Playback
+from services.catalog.progress import WatchHistory, validated_progress
+from services.catalog.videos import VideoCatalog, title_words
+from services.common.clock import isoformat
+from services.common.errors import Forbidden, InvalidInput, NotFound
+
+VIDEOS_CURSOR = "videos"
+HISTORY_CURSOR = "history"
+MAX_QUERY_CHARS = 200
+MAX_QUERY_WORDS = 10
+# A history page skips entries of videos that are gone or inactive; it reads at most
+# this many batches, so a history full of withdrawn videos cannot make one request long.
+MAX_HISTORY_BATCHES = 5
+
+
+def _progress_fields(entry: dict) -> dict:
+    return {
+        "position_seconds": entry["position_seconds"],
+        "duration_seconds": entry["duration_seconds"],
+        "completed": entry["completed"],
+        "updated_at": isoformat(entry["updated_at"]),
+    }
+
+
+class Library:
+    def __init__(self, catalog: VideoCatalog, playback: Playback, history: WatchHistory, cursors: CursorCodec):
+        self._catalog = catalog
+        self._playback = playback
+        self._history = history
+        self._cursors = cursors
+
+    async def browse(self, principal: Principal, base_url: str, *, limit: str | None, cursor: str | None,
+                     q: str | None) -> dict:
+        page_size = parse_limit(limit)
+        after = self._cursors.decode(VIDEOS_CURSOR, cursor)
+        words = self._search_words(q)
+        # One more than the page: whether it exists says whether there is a next page.
+        videos, next_cursor = self._cursors.page(
+            VIDEOS_CURSOR, await self._catalog.page(page_size + 1, after, active=True, words=words), page_size)
+        return {"videos": self._playback.items(videos, principal, base_url), "next_cursor": next_cursor}
+
+    async def video(self, principal: Principal, base_url: str, video_id: str) -> dict:
+        video = await self._catalog.get(video_id)
+        if video is None or not video.get("is_active"):
+            raise NotFound("Video not found.")
+        return {"video": self._playback.items([video], principal, base_url)[0]}
+
+    async def save_progress(self, principal: Principal, video_id: str, body) -> dict:
+        video = await self._catalog.get(video_id)
+        if video is None:
+            raise NotFound("Video not found.")
+        position, duration = validated_progress(body)
+        if not video.get("is_active"):
+            raise Forbidden("This video is not available.")
+        return _progress_fields(await self._history.save(principal.user_id, video["_id"], position, duration))
+
+    async def history(self, principal: Principal, base_url: str, *, limit: str | None,
+                      cursor: str | None) -> dict:
+        page_size = parse_limit(limit)
+        after = self._cursors.decode(HISTORY_CURSOR, cursor)
+        kept: list[tuple[dict, dict]] = []  # (entry, video)
+        for _ in range(MAX_HISTORY_BATCHES):
+            batch = await self._history.page(principal.user_id, page_size + 1, after)
+            videos = await self._catalog.get_many([entry["video_id"] for entry in batch])
+            for entry in batch:
+                video = videos.get(entry["video_id"])
+                if video is not None and video.get("is_active"):
+                    if len(kept) == page_size:  # a visible entry beyond this page: there is a next one
+                        return self._history_page(kept, principal, base_url, more=True)
+                    kept.append((entry, video))
+                after = (entry["updated_at"], entry["_id"])
+            if len(batch) <= page_size:
+                return self._history_page(kept, principal, base_url, more=False)
+        # Read enough for one request: the page may be short, and the cursor goes on from
+        # the last entry read.
+        return self._history_page(kept, principal, base_url, more=True, resume=after)
+
+    def _history_page(self, kept, principal: Principal, base_url: str, *, more: bool, resume=None) -> dict:
+        items = self._playback.items([video for _, video in kept], principal, base_url)
+        history = [{"video": item, **_progress_fields(entry)} for (entry, _), item in zip(kept, items, strict=True)]
+        next_cursor = None
+        if more:
+            position = resume or (kept[-1][0]["updated_at"], kept[-1][0]["_id"])
+            next_cursor = self._cursors.encode(HISTORY_CURSOR, *position)
+        return {"history": history, "next_cursor": next_cursor}
+
+    @staticmethod
+    def _search_words(q: str | None) -> list[str] | None:
+        """Words to match, never a pattern or an operator: they are compared for equality
+        with the stored words of each title. No words (absent or blank) means no filter."""
+        if q is None:
+            return None
+        if len(q) > MAX_QUERY_CHARS:
+            raise InvalidInput(f"The search text q can be at most {MAX_QUERY_CHARS} characters.")
+        words = title_words(q)
+        if len(words) > MAX_QUERY_WORDS:
+            raise InvalidInput(f"The search text q can have at most {MAX_QUERY_WORDS} words.")
+        return words or None

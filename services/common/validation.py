@@ -1,0 +1,108 @@
+"""Request bodies, validated with ``schema`` before anything reaches a query.
+
+Every field is checked for its type first, so an operator object such as
+``{"$ne": null}`` is a 400 and never a filter, and for text that MongoDB can store (JSON
+may carry lone surrogates, which UTF-8 cannot encode), before any hashing. Values come back
+normalised (trimmed names; emails in email-validator's normalised form, lower-cased).
+"""
+
+from __future__ import annotations
+
+from email_validator import EmailNotValidError, validate_email
+from schema import And, Optional, Schema, SchemaError, Use
+
+from services.common.errors import InvalidInput
+
+MAX_NAME_CHARS = 100
+MAX_EMAIL_CHARS = 254  # RFC 5321 path limit
+MIN_PASSWORD_BYTES = 6
+# bcrypt only looks at the first 72 bytes (and bcrypt 5 refuses more): a longer
+# password would be silently truncated, so it is refused with a clear message instead.
+MAX_PASSWORD_BYTES = 72
+
+
+def normalize_email(value: str) -> str | None:
+    """The one stored form of an address, or None if it is not one: email-validator's
+    normalised form (Unicode NFC, an internationalised domain in Unicode whether it came as
+    Unicode or as punycode), lower-cased, so the same address written differently cannot
+    make two accounts."""
+    value = value.strip()
+    if len(value) > MAX_EMAIL_CHARS:
+        return None
+    try:
+        # Syntax only: no DNS lookup, which would block the event loop and leak timing.
+        return validate_email(value, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        return None
+
+
+def _password_fits(value: str) -> bool:
+    return MIN_PASSWORD_BYTES <= len(value.encode("utf-8")) <= MAX_PASSWORD_BYTES
+
+
+NAME = And(
+    str, Use(str.strip), lambda v: 0 < len(v) <= MAX_NAME_CHARS,
+    error=f"Name must be a non-empty text of at most {MAX_NAME_CHARS} characters.",
+)
+EMAIL = And(
+    str, Use(normalize_email), str,
+    error="Email must be a valid email address, such as name@example.com.",
+)
+PASSWORD = And(
+    str, _password_fits,
+    error=f"Password must be text of {MIN_PASSWORD_BYTES} to {MAX_PASSWORD_BYTES} bytes "
+          f"(up to {MAX_PASSWORD_BYTES} plain letters, fewer with accents or emoji).",
+)
+
+# What to say when a field is absent, by field name.
+_MISSING = {
+    "name": "Name is required.",
+    "email": "Email is required.",
+    "password": "Password is required.",
+    "refresh_token": "refresh_token is required.",
+    "current_password": "Your current password is required.",
+    "new_password": "A new password is required.",
+    "token": "The reset token is required.",
+}
+
+SIGNUP = Schema({"name": NAME, "email": EMAIL, "password": PASSWORD}, ignore_extra_keys=True)
+LOGIN = Schema({"email": EMAIL, "password": PASSWORD}, ignore_extra_keys=True)
+
+# Opaque tokens we issue are 43 characters; the bound keeps junk from being hashed
+# (but lets a mistaken JWT through, to be told it is not a refresh token).
+MAX_OPAQUE_TOKEN_CHARS = 1000
+OPAQUE_TOKEN = And(str, lambda v: 0 < len(v) <= MAX_OPAQUE_TOKEN_CHARS,
+                   error="The token must be the text this service issued.")
+LOGOUT_SCOPES = ("current", "others", "all")
+REFRESH = Schema({"refresh_token": OPAQUE_TOKEN}, ignore_extra_keys=True)
+LOGOUT = Schema({Optional("scope"): And(str, lambda v: v in LOGOUT_SCOPES,
+                                        error="scope must be one of: current, others, all.")},
+                ignore_extra_keys=True)
+# A wrong current password is a 401, so any text is accepted here, however it is shaped.
+CURRENT_PASSWORD = And(str, lambda v: 0 < len(v.encode("utf-8")) <= MAX_PASSWORD_BYTES,
+                       error="Your current password must be the text you log in with.")
+NEW_PASSWORD = And(
+    str, _password_fits,
+    error=f"The new password must be text of {MIN_PASSWORD_BYTES} to {MAX_PASSWORD_BYTES} bytes "
+          f"(up to {MAX_PASSWORD_BYTES} plain letters, fewer with accents or emoji).",
+)
+PASSWORD_CHANGE = Schema({"current_password": CURRENT_PASSWORD, "new_password": NEW_PASSWORD},
+                         ignore_extra_keys=True)
+ACCOUNT_DELETION = Schema({"password": CURRENT_PASSWORD}, ignore_extra_keys=True)
+RESET_REQUEST = Schema({"email": EMAIL}, ignore_extra_keys=True)
+RESET_CONFIRM = Schema({"token": OPAQUE_TOKEN, "new_password": NEW_PASSWORD}, ignore_extra_keys=True)
+
+
+def validated(schema: Schema, body) -> dict:
+    """Returns the normalised body, or raises InvalidInput with a readable message."""
+    if not isinstance(body, dict):
+        raise InvalidInput("The request body must be a JSON object.")
+    # Text MongoDB cannot store (a lone surrogate) never gets this far: the JSON body
+    # parser refuses it (handlers/body.py).
+    for key in schema.schema:
+        if isinstance(key, str) and key not in body:
+            raise InvalidInput(_MISSING.get(key, f"{key} is required."))
+    try:
+        return schema.validate(body)
+    except SchemaError as error:
+        raise InvalidInput(error.code) from None

@@ -1,0 +1,295 @@
+"""The /auth/* rows of the contract, through HTTP."""
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import re
+
+import jwt
+import pytest
+
+from server.app import VideoApp, build_services
+from services.accounts.sessions import AuthTokenCodec, Principal
+from tests.support import HOST, PASSWORD, TEST_SECRET, Api, close_server, listen
+
+SIGNUP = {"name": "Ann", "email": "ann@example.com", "password": PASSWORD}
+
+
+# ----- signup ---------------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_signup_creates_the_account_with_normalised_name_and_email(api):
+    reply = await api.post("/auth/signup", {"name": "  Ann Lee ", "email": "  Ann@Example.COM ", "password": PASSWORD})
+    assert reply.status == 201
+    assert reply.json["message"] == "User registered successfully"
+    assert re.fullmatch(r"[0-9a-f]{24}", reply.json["user_id"])
+
+    token = await api.login(email="ann@example.com")
+    me = (await api.get("/auth/me", token=token)).json["user"]
+    assert me["id"] == reply.json["user_id"]
+    assert (me["name"], me["email"]) == ("Ann Lee", "ann@example.com")
+
+
+@pytest.mark.gen_test
+async def test_signup_with_an_email_already_registered_in_another_case_is_409(api):
+    await api.signup(email="ann@example.com")
+    reply = await api.post("/auth/signup", {**SIGNUP, "email": "ANN@example.com"})
+    assert reply.status == 409
+    assert "already" in reply.error
+
+
+@pytest.mark.parametrize("body, words", [
+    ({"email": "a@example.com", "password": PASSWORD}, "Name"),
+    ({"name": "Ann", "password": PASSWORD}, "Email"),
+    ({"name": "Ann", "email": "a@example.com"}, "Password"),
+    ({"name": "   ", "email": "a@example.com", "password": PASSWORD}, "Name"),
+    ({"name": 42, "email": "a@example.com", "password": PASSWORD}, "Name"),
+    ({"name": "Ann", "email": "not-an-email", "password": PASSWORD}, "Email"),
+    ({"name": "Ann", "email": "a@", "password": PASSWORD}, "Email"),
+    ({"name": "Ann", "email": {"$ne": None}, "password": PASSWORD}, "Email"),
+    ({"name": "Ann", "email": ["a@example.com"], "password": PASSWORD}, "Email"),
+    ({"name": "Ann", "email": "a@example.com", "password": "12345"}, "Password"),
+    ({"name": "Ann", "email": "a@example.com", "password": 12345678}, "Password"),
+    ({"name": "Ann", "email": "a@example.com", "password": None}, "Password"),
+    ({"name": "Ann", "email": "a@example.com", "password": "x" * 73}, "Password"),
+    # 25 three-byte characters are 75 bytes: over bcrypt's 72 although only 25 letters.
+    ({"name": "Ann", "email": "a@example.com", "password": "€" * 25}, "Password"),
+    ({"name": "A" * 101, "email": "a@example.com", "password": PASSWORD}, "Name"),
+])
+@pytest.mark.gen_test
+async def test_signup_rejects_missing_and_invalid_fields_with_400(api, body, words):
+    reply = await api.post("/auth/signup", body)
+    assert reply.status == 400
+    assert words in reply.error
+
+
+@pytest.mark.gen_test
+async def test_a_password_of_exactly_72_bytes_is_accepted_and_checked_in_full(api):
+    password = "€" * 24  # 72 bytes
+    await api.signup(email="euro@example.com", password=password)
+    assert await api.login(email="euro@example.com", password=password)
+    wrong = await api.post("/auth/login", {"email": "euro@example.com", "password": "€" * 23 + "x"})
+    assert wrong.status == 401
+
+
+@pytest.mark.parametrize("raw", [b"", b"   ", b"not json", b"[1, 2]", b'"text"', b"null", b"\xff\xfe",
+                                 b"[" * 30000 + b"]" * 30000])
+@pytest.mark.gen_test
+async def test_a_body_that_is_not_a_json_object_is_400(api, raw):
+    reply = await api.request("POST", "/auth/signup", body=raw, headers={"Content-Type": "application/json"})
+    assert reply.status == 400
+    assert "JSON" in reply.error
+
+
+@pytest.mark.gen_test
+async def test_racing_duplicate_signups_create_exactly_one_account(api, database):
+    replies = await asyncio.gather(*(api.post("/auth/signup", SIGNUP) for _ in range(8)))
+    assert sorted(r.status for r in replies) == [201] + [409] * 7
+    assert await database["users"].count_documents({"email": "ann@example.com"}) == 1
+
+
+@pytest.mark.gen_test
+async def test_the_password_is_stored_only_as_a_bcrypt_hash(api, database):
+    await api.signup()
+    stored = await database["users"].find_one({"email": "ann@example.com"})
+    assert PASSWORD not in str(stored)
+    assert stored["password_hash"].startswith("$2b$")
+
+
+# ----- login ----------------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_login_returns_a_token_and_the_public_user(api):
+    user_id = await api.signup()
+    reply = await api.post("/auth/login", {"email": " ANN@example.com", "password": PASSWORD})
+    assert reply.status == 200
+    body = reply.json
+    assert body["message"] == "Login successful"
+    assert body["user"] == {"id": user_id, "name": "Ann", "email": "ann@example.com"}
+    claims = jwt.decode(body["token"], TEST_SECRET, algorithms=["HS256"])
+    assert claims["sub"] == user_id and claims["typ"] == "access"
+    assert claims["exp"] - claims["iat"] == 24 * 3600
+    assert claims["sid"]
+
+
+@pytest.mark.gen_test
+async def test_login_failure_says_the_same_whether_or_not_the_email_exists(api):
+    await api.signup()
+    wrong_password = await api.post("/auth/login", {"email": "ann@example.com", "password": "wrong password"})
+    unknown_email = await api.post("/auth/login", {"email": "bob@example.com", "password": "wrong password"})
+    assert wrong_password.status == unknown_email.status == 401
+    assert wrong_password.error == unknown_email.error == "Invalid email or password"
+
+
+@pytest.mark.parametrize("body", [
+    {}, {"email": "ann@example.com"}, {"password": PASSWORD},
+    {"email": {"$ne": None}, "password": {"$ne": None}},
+    {"email": {"$gt": ""}, "password": PASSWORD},
+    {"email": "ann@example.com", "password": {"$ne": None}},
+    {"email": 1, "password": PASSWORD},
+])
+@pytest.mark.gen_test
+async def test_login_rejects_missing_and_mistyped_fields_with_400(api, body):
+    await api.signup()
+    reply = await api.post("/auth/login", body)
+    assert reply.status == 400
+    reply.error  # noqa: B018 - asserts the error shape
+
+
+@pytest.mark.gen_test
+async def test_each_login_is_its_own_session(api):
+    await api.signup()
+    first, second = await api.login(), await api.login()
+    assert first != second
+    assert (await api.post("/auth/logout", token=first)).status == 200
+    assert (await api.get("/auth/me", token=first)).status == 401
+    assert (await api.get("/auth/me", token=second)).status == 200
+
+
+# ----- me and logout --------------------------------------------------------------------
+
+@pytest.mark.gen_test
+async def test_me_returns_the_user_with_an_iso_utc_creation_time(api):
+    token = await api.user()
+    reply = await api.get("/auth/me", token=token)
+    assert reply.status == 200
+    user = reply.json["user"]
+    assert set(user) == {"id", "name", "email", "created_at"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", user["created_at"])
+
+
+@pytest.mark.gen_test
+async def test_me_for_a_deleted_user_is_404(api, database):
+    token = await api.user()
+    await database["users"].delete_many({})
+    reply = await api.get("/auth/me", token=token)
+    assert reply.status == 404
+    reply.error  # noqa: B018
+
+
+def _forged(secret=TEST_SECRET, algorithm="HS256", **claims):
+    base = {"sub": "5f0000000000000000000000", "sid": "x", "iat": 1, "exp": 4102444800, "typ": "access"}
+    return jwt.encode({**base, **claims}, secret, algorithm=algorithm)
+
+
+@pytest.mark.parametrize("header", [
+    None,
+    "",
+    "Bearer",
+    "Bearer ",
+    "Basic dXNlcjpwYXNz",
+    "Token abc",
+    "Bearer not-a-jwt",
+    "Bearer a.b.c",
+    f"Bearer {_forged(secret='another-secret-that-is-also-32-bytes-long!')}",
+    f"Bearer {_forged(iat=1, exp=2)}",
+    f"Bearer {_forged(typ='refresh')}",
+    f"Bearer {_forged(algorithm='HS512')}",
+    f"Bearer {jwt.encode({'sub': 'x', 'sid': 'y', 'typ': 'access'}, TEST_SECRET, algorithm='HS256')}",
+    # alg "none": an unsigned token must never be accepted.
+    "Bearer eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."
+    "eyJzdWIiOiI1ZjAwMDAwMDAwMDAwMDAwMDAwMDAwMDAiLCJzaWQiOiJ4IiwiaWF0IjoxLCJleHAiOjQxMDI0NDQ4MDAsInR5cCI6ImFjY2VzcyJ9.",
+])
+@pytest.mark.parametrize("method, path", [("GET", "/auth/me"), ("POST", "/auth/logout"), ("GET", "/dashboard")])
+@pytest.mark.gen_test
+async def test_protected_endpoints_refuse_anything_but_a_live_bearer_token(api, method, path, header):
+    headers = {} if header is None else {"Authorization": header}
+    reply = await api.request(method, path, headers=headers)
+    assert reply.status == 401
+    assert reply.headers["WWW-Authenticate"].startswith("Bearer")
+    reply.error  # noqa: B018
+
+
+@pytest.mark.gen_test
+async def test_a_validly_signed_token_for_a_session_that_never_existed_is_401(api):
+    token = AuthTokenCodec((TEST_SECRET,), 3600).issue(Principal("5f0000000000000000000000", "made-up"))
+    assert (await api.get("/dashboard", token=token)).status == 401
+
+
+@pytest.mark.gen_test
+async def test_logout_revokes_the_token_everywhere_at_once(api):
+    token = await api.user()
+    reply = await api.post("/auth/logout", token=token)
+    assert reply.status == 200
+    assert reply.json == {"message": "Logout successful"}
+    for method, path in [("GET", "/auth/me"), ("GET", "/dashboard"), ("POST", "/auth/logout")]:
+        assert (await api.request(method, path, token=token)).status == 401
+
+
+@pytest.mark.gen_test
+async def test_logout_on_one_server_is_honoured_by_another_sharing_the_database(
+        api, config, database, executor):
+    # A second Application with its own services over the same database: two processes, one DB.
+    other_app = VideoApp(config, build_services(config, database, executor))
+    other_server, port = listen(other_app)
+    other = Api(f"http://{HOST}:{port}")
+    try:
+        token = await api.user()
+        videos = await api.dashboard(token)
+        assert (await other.get("/auth/me", token=token)).status == 200
+
+        assert (await api.post("/auth/logout", token=token)).status == 200
+
+        assert (await other.get("/auth/me", token=token)).status == 401
+        assert (await other.get("/dashboard", token=token)).status == 401
+        play = await other.get(f"/video/{videos[0]['id']}/play?token={videos[0]['playback_token']}")
+        assert play.status == 401
+    finally:
+        await close_server(other_server)
+
+
+@pytest.mark.parametrize("claims", [
+    {"exp": "4102444800"}, {"iat": "1"}, {"exp": 10**400}, {"exp": 1e300}, {"exp": [1]}, {"exp": "soon"},
+    {"exp": True}, {"iat": {"a": 1}},
+    {"iat": 10**400}, {"nbf": [1]}, {"sub": 5}, {"sub": ["a"]}, {"sid": {"$ne": None}}, {"sid": 5}, {"typ": ["access"]},
+    {"sid": "\ud800"}, {"sub": "\udfff"}, {"typ": {"x": 1}}, {"aud": 5}, {"iss": 5},
+])
+@pytest.mark.gen_test
+async def test_a_correctly_signed_token_with_a_claim_of_the_wrong_type_is_401(api, claims):
+    """Signed by hand: PyJWT refuses to encode some of these."""
+    def part(value) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    base = {"sub": "5f0000000000000000000000", "sid": "x", "iat": 1, "exp": 4102444800, "typ": "access"}
+    signing_input = f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part({**base, **claims})}"
+    signature = hmac.new(TEST_SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
+    token = f"{signing_input}.{base64.urlsafe_b64encode(signature).rstrip(b'=').decode()}"
+    reply = await api.get("/auth/me", token=token)
+    assert reply.status == 401, (claims, reply.status)
+    reply.error  # noqa: B018
+
+
+@pytest.mark.parametrize("field", ["name", "email", "password"])
+@pytest.mark.gen_test
+async def test_text_mongodb_cannot_store_is_a_400_before_any_hashing(api, services, database, monkeypatch, field):
+    hashed = []
+    original = services.passwords.hash
+
+    async def counted(password):
+        hashed.append(password)
+        return await original(password)
+
+    monkeypatch.setattr(services.passwords, "hash", counted)
+    values = {"name": '"Ann"', "email": '"ann@example.com"', "password": f'"{PASSWORD}"'}
+    values[field] = '"ab\\ud800cdefgh"'  # a lone surrogate: valid JSON, not encodable as UTF-8
+    body = "{" + ",".join(f'"{k}":{v}' for k, v in values.items()) + "}"
+    reply = await api.request("POST", "/auth/signup", body=body)
+    assert reply.status == 400, reply.body
+    assert "not valid text" in reply.error or field == "email"
+    assert hashed == []
+    assert await database["users"].count_documents({}) == 0
+
+
+@pytest.mark.parametrize("first, second", [
+    ("jos\u00e9@example.com", "jose\u0301@example.com"),  # NFC and NFD
+    ("ann@b\u00fccher.de", "ann@xn--bcher-kva.de"),  # a Unicode domain and its punycode
+    ("Ann@B\u00dcCHER.de", "ann@xn--bcher-kva.DE"),
+])
+@pytest.mark.gen_test
+async def test_one_address_written_two_ways_is_one_account(api, first, second):
+    await api.signup(email=first)
+    again = await api.post("/auth/signup", {"name": "Ann", "email": second, "password": PASSWORD})
+    assert again.status == 409
+    assert (await api.post("/auth/login", {"email": second, "password": PASSWORD})).status == 200

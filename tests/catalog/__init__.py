@@ -1,0 +1,1 @@
+"""Tests of services/catalog and the catalog, playback and admin endpoints."""

@@ -1,0 +1,161 @@
+"""The embedded store's shortcuts (server/embedded_store.py) change cost, never results:
+each is compared here with mongomock's own path on the same data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import importlib.metadata
+import re
+import time
+
+import mongomock
+import pytest
+from bson import ObjectId
+from mongomock import helpers
+from mongomock.collection import Collection
+from mongomock.store import CollectionStore
+from pymongo import ReadPreference, WriteConcern
+
+from server.config import ConfigError
+from server.embedded_store import (
+    REQUIREMENTS,
+    TTL_SWEEP_SECONDS,
+    check_mongomock_version,
+    embedded_client,
+    pinned_mongomock_version,
+)
+
+NOW = dt.datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=dt.UTC)
+VIDEO_ID = ObjectId()
+DOCUMENTS = [
+    {"_id": "session-1", "user_id": "u1", "expires_at": NOW + dt.timedelta(hours=1), "tags": ["a", {"b": NOW}]},
+    {"_id": VIDEO_ID, "title": "T", "is_active": True, "created_at": NOW, "nested": {"when": NOW, "list": [1, 2]}},
+    {"_id": 7, "n": 7.5, "flag": False, "none": None},
+]
+QUERIES = [
+    ({"_id": "session-1"}, None),
+    ({"_id": "session-1", "user_id": "u1", "expires_at": {"$gt": NOW}}, {"_id": 1}),
+    ({"_id": "session-1", "user_id": "someone-else"}, None),
+    ({"_id": "session-1", "expires_at": {"$gt": NOW + dt.timedelta(days=1)}}, None),
+    ({"_id": VIDEO_ID}, None),
+    ({"_id": VIDEO_ID}, {"title": 1, "is_active": 1}),
+    ({"_id": VIDEO_ID}, {"nested": 0}),
+    ({"_id": VIDEO_ID, "is_active": True}, {"_id": 0, "title": 1}),
+    ({"_id": 7}, None),
+    ({"_id": 7.0}, None),
+    ({"_id": "missing"}, None),
+    ({"_id": ObjectId()}, {"_id": 1}),
+    ({"_id": True}, None),  # not a plain id: mongomock's own path
+    ({"_id": {"$in": ["session-1", 7]}}, None),
+]
+
+
+@pytest.fixture
+def collection():
+    embedded_client()  # applies the patches, to mongomock's classes
+    things = mongomock.MongoClient(tz_aware=True)["embedded_store_test"]["things"]
+    things.insert_many([dict(d) for d in DOCUMENTS])
+    return things
+
+
+def test_the_patches_are_in_place():
+    embedded_client()
+    assert getattr(Collection.find_one, "patched_for_id_lookups", False)
+    assert getattr(Collection._iter_documents, "patched_for_id_lookups", False)
+
+
+@pytest.mark.parametrize(("query", "projection"), QUERIES)
+def test_find_one_by_id_answers_as_mongomock_does(collection, query, projection):
+    original = Collection.find_one.__wrapped__
+    expected = original(collection, dict(query), projection=None if projection is None else dict(projection))
+    assert collection.find_one(query, projection=projection) == expected
+    if expected is not None:  # the same values, datetimes time-zone aware, as the client asked for
+        assert all(v.tzinfo is not None for v in _datetimes(expected))
+
+
+@pytest.mark.parametrize(("query", "projection"), QUERIES)
+def test_the_id_lookup_under_find_answers_as_mongomock_does(collection, query, projection):
+    original = Collection._iter_documents.__wrapped__
+    spec = helpers.patch_datetime_awareness_in_document(query)  # as mongomock's Cursor hands it on
+    assert list(collection._iter_documents(spec)) == list(original(collection, spec))
+
+
+def test_a_returned_document_is_a_copy(collection):
+    found = collection.find_one({"_id": "session-1"})
+    found["user_id"] = "changed"
+    found["tags"][1]["b"] = None
+    again = collection.find_one({"_id": "session-1"})
+    assert again["user_id"] == "u1"
+    assert again["tags"][1]["b"] == NOW.replace(microsecond=123000)
+
+
+def test_the_caller_projection_is_left_as_it_was(collection):
+    projection = {"_id": 0, "title": 1}
+    collection.find_one({"_id": VIDEO_ID}, projection=projection)
+    assert projection == {"_id": 0, "title": 1}
+
+
+def _datetimes(value):
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _datetimes(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _datetimes(item)
+    elif isinstance(value, dt.datetime):
+        yield value
+
+
+def test_the_ttl_sweep_removes_what_mongomock_removes(monkeypatch):
+    embedded_client()
+    expired = {"_id": "old", "expires_at": dt.datetime(2000, 1, 1)}
+    live = {"_id": "new", "expires_at": dt.datetime(2999, 1, 1)}
+    stores = []
+    for name in ("patched", "original"):
+        things = mongomock.MongoClient(tz_aware=True)["embedded_store_test"][name]
+        things.create_index("expires_at", expireAfterSeconds=0)
+        things.insert_many([dict(expired), dict(live)])
+        stores.append(things._store)
+    patched, original = stores
+    # Due a sweep: the patched path sweeps exactly as mongomock's own does.
+    monkeypatch.setattr(patched, "_last_ttl_sweep", time.monotonic() - TTL_SWEEP_SECONDS, raising=False)
+    patched._remove_expired_documents()
+    CollectionStore._remove_expired_documents.__wrapped__(original)
+    assert set(patched._documents) == set(original._documents) == {"new"}
+
+
+def test_the_pinned_mongomock_is_the_installed_one():
+    pinned = pinned_mongomock_version()
+    assert re.search(rf"^mongomock=={re.escape(pinned)}$", REQUIREMENTS.read_text(), re.MULTILINE)
+    assert importlib.metadata.version("mongomock") == pinned
+    check_mongomock_version()  # passes
+
+
+def test_another_mongomock_version_is_refused_naming_the_pinned_one(monkeypatch):
+    pinned = pinned_mongomock_version()
+    with pytest.raises(ConfigError, match=rf"needs mongomock=={re.escape(pinned)} .* but 9\.9\.9 is installed"):
+        check_mongomock_version(installed="9.9.9")
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "9.9.9")
+    monkeypatch.setattr("server.embedded_store._checked_once", functools.cache(check_mongomock_version))
+    with pytest.raises(ConfigError, match=r"9\.9\.9"):
+        embedded_client()
+
+
+def test_requirements_without_a_mongomock_pin_are_refused(tmp_path):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("tornado==6.6.1\n# mongomock==1.0 in a comment is no pin\nmongomock-motor==0.0.36\n")
+    with pytest.raises(ConfigError, match="pins no mongomock version"):
+        pinned_mongomock_version(requirements)
+@pytest.mark.gen_test
+async def test_durable_collections_stay_async_and_share_the_store():
+    """services/common/durability.py's with_options: Motor returns an async collection, and so
+    must the embedded store, over the same documents."""
+    plain = embedded_client()["embedded_store_test"]["things"]
+    durable = plain.with_options(write_concern=WriteConcern("majority", wtimeout=100),
+                                 read_preference=ReadPreference.PRIMARY)
+    await durable.insert_one({"_id": "a", "n": 1})
+    assert await plain.find_one({"_id": "a"}) == {"_id": "a", "n": 1}
+    await plain.update_one({"_id": "a"}, {"$inc": {"n": 1}})
+    assert [doc async for doc in durable.find({})] == [{"_id": "a", "n": 2}]
+    assert durable.write_concern.document == {"w": "majority", "wtimeout": 100}
