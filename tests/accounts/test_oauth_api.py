@@ -311,6 +311,28 @@ async def test_keys_that_cannot_be_fetched_are_503_with_retry_after(api, jwks, s
 
 
 @pytest.mark.gen_test
+async def test_known_keys_keep_verifying_while_the_provider_is_down_and_are_refreshed_when_old(api, jwks, services):
+    assert (await sign_in(api)).status == 200
+    cache = services.identity_tokens.provider("google").keys
+    cache.clock = lambda: time.monotonic() + 7 * 3600  # past the keys' 6 h
+    jwks.status = 503
+    assert (await sign_in(api)).status == 200  # the refetch failed: the key we have still verifies
+    assert jwks.fetches == 2
+    jwks.status = 200
+    jwks.published = [jwk_of(KEY2, "k2")]  # k1 retired meanwhile
+    cache.clock = lambda: time.monotonic() + 7 * 3600 + 10  # past the 5 s after a failure
+    assert (await sign_in(api)).status == 401
+    assert jwks.fetches == 3
+
+
+@pytest.mark.gen_test
+async def test_clock_skew_within_the_leeway_is_accepted(api):
+    now = int(time.time())
+    assert (await sign_in(api, token=make_token(iat=now + 30, nbf=now + 30))).status == 200
+    assert (await sign_in(api, token=make_token(iat=now - 4000, exp=now - 30))).status == 200
+
+
+@pytest.mark.gen_test
 async def test_an_unreachable_or_silent_key_server_is_503(api, jwks, services):
     google = services.identity_tokens.provider("google").keys
     google.url = f"http://{HOST}:{free_port()}/google"  # nothing listens there
