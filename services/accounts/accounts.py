@@ -74,7 +74,7 @@ class Accounts:
 
     # ----- signing in with Google or Apple -------------------------------------------------
 
-    async def sign_in_with(self, provider: str, body, user_agent: str = "") -> dict:
+    async def sign_in_with(self, provider: str, body: object, user_agent: str = "") -> dict:
         """A login with the provider's ID token: the account of that identity, linked to the
         account of the same address or made for it on the first sign-in. ``created`` says
         whether this call made the account."""
@@ -206,7 +206,7 @@ class Accounts:
         await self.confirm_it_is_you(principal, body, client_address)
         await self._deletion.delete(principal.user_id)
 
-    async def confirm_it_is_you(self, principal: Principal, body, client_address: str | None) -> None:
+    async def confirm_it_is_you(self, principal: Principal, body: object, client_address: str | None) -> None:
         """The one "it is really you" check before a grave change: ``{"password"}`` (throttled
         as login), or, for an account that signs in with Google or Apple (with no password,
         perhaps), ``{"id_token", "nonce"?}``: a fresh ID token of one of its identities."""

@@ -8,12 +8,13 @@ from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
 from services.common.clock import utcnow
+from services.common.datastore import GuardedDatabase
 
 MAX_IDENTITIES_PER_USER = 10  # one per provider in practice; bounds what a lookup reads
 
 
 class IdentityStore:
-    def __init__(self, db) -> None:
+    def __init__(self, db: GuardedDatabase) -> None:
         self._identities = db["identities"]
 
     async def ensure_indexes(self) -> None:

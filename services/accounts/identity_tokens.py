@@ -254,7 +254,7 @@ class IdentityTokens:
         return claims
 
     @staticmethod
-    def _check_nonce(provider: Provider, claimed, sent: str | None, who: str) -> None:
+    def _check_nonce(provider: Provider, claimed: object, sent: str | None, who: str) -> None:
         if claimed is None and sent is None:
             return
         if claimed is None:

@@ -420,6 +420,30 @@ async def test_concurrent_first_sign_ins_make_one_account(api, database):
 
 
 @pytest.mark.gen_test
+async def test_first_sign_ins_racing_password_sign_ups_of_the_address_leave_one_account(api, database):
+    crowd = Api(api.base_url, own_connections=20)
+    signup = {"name": "Pat", "email": "pat@example.com", "password": PASSWORD}
+    try:
+        replies = await asyncio.gather(*[crowd.post("/auth/signup", signup) for _ in range(5)],
+                                       *[sign_in(crowd, token=make_token(sub="racer")) for _ in range(15)])
+    finally:
+        crowd.close()
+    signups, sign_ins = replies[:5], replies[5:]
+    assert {r.status for r in signups} <= {201, 409}
+    assert {r.status for r in sign_ins} <= {200, 409}
+    made = [r for r in signups if r.status == 201] + [r for r in sign_ins if r.status == 200 and r.json["created"]]
+    assert len(made) == 1
+    assert await database["users"].count_documents({}) == 1
+    user = await database["users"].find_one({})
+    identities = await database["identities"].find({}).to_list(None)
+    # No identity left pointing at an account that is not there, nor at a password account
+    # whose address nobody verified.
+    assert [i["user_id"] for i in identities] in ([], [str(user["_id"])])
+    if user.get("password_hash"):
+        assert identities == []
+
+
+@pytest.mark.gen_test
 async def test_concurrent_first_sign_ins_linking_to_an_account_link_once(api, database):
     user_id = await _password_account(api, database, verified=True)
     replies = await asyncio.gather(*(sign_in(api, token=make_token(sub="linker")) for _ in range(20)))
