@@ -23,6 +23,7 @@ import http.client
 import json
 import logging
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -67,9 +68,22 @@ def allowed_jwks_url(url: str) -> bool:
     return parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")
 
 
+class _HttpsRedirectsOnly(urllib.request.HTTPRedirectHandler):
+    """A redirect may only lead to another https URL (never down to plain http)."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any,
+                         newurl: str) -> urllib.request.Request | None:
+        if urlsplit(newurl).scheme != "https":
+            raise urllib.error.HTTPError(newurl, code, "redirect away from https refused", headers, fp)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_HttpsRedirectsOnly)
+
+
 def _fetch_sync(url: str, timeout: float) -> bytes:
     request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 - checked scheme
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - https (or local http) only
+    with _OPENER.open(request, timeout=timeout) as response:
         if response.status != 200:
             raise OSError(f"JWKS answered {response.status}")
         body = response.read(MAX_JWKS_BYTES + 1)

@@ -56,6 +56,9 @@ class JwksHandler(tornado.web.RequestHandler):
 
     async def get(self, provider: str) -> None:
         self.jwks.fetches += 1
+        if provider == "redirect":
+            self.redirect(self.jwks.url("google"))
+            return
         if self.jwks.gate is not None:
             await self.jwks.gate.wait()
         self.set_status(self.jwks.status)
@@ -341,6 +344,13 @@ async def test_an_unreachable_or_silent_key_server_is_503(api, jwks, services):
     reply = await sign_in(api, "apple", make_token("apple"))
     assert reply.status == 503
     assert int(reply.headers["Retry-After"]) > 0
+
+
+@pytest.mark.gen_test
+async def test_a_redirect_away_from_https_is_not_followed(api, jwks, services):
+    services.identity_tokens.provider("google").keys.url = jwks.url("redirect")
+    assert (await sign_in(api)).status == 503
+    assert jwks.fetches == 1  # the redirect, not the plain-http keys it points to
 
 
 @pytest.mark.gen_test
