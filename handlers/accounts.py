@@ -1,4 +1,5 @@
-"""/auth/*: sign-up, login, profile (and deleting it) and logout."""
+"""/auth/*: sign-up, login (with a password, or with Google or Apple), profile (and
+deleting it) and logout."""
 
 from handlers.base import BaseHandler
 
@@ -18,6 +19,26 @@ class LoginHandler(BaseHandler):
         session = await self.services.accounts.login(self.json_body(), self.client_address(),
                                                      self.request.headers.get("User-Agent", ""))
         self.write_json({"message": "Login successful", **session})
+
+
+class ProviderSignInHandler(BaseHandler):
+    """POST /auth/oauth/<provider>: a login with the ID token the app got from the provider."""
+
+    requires_auth = False
+    provider = ""
+
+    async def post(self) -> None:
+        session = await self.services.accounts.sign_in_with(self.provider, self.json_body(),
+                                                            self.request.headers.get("User-Agent", ""))
+        self.write_json({"message": "Login successful", **session})
+
+
+class GoogleSignInHandler(ProviderSignInHandler):
+    provider = "google"
+
+
+class AppleSignInHandler(ProviderSignInHandler):
+    provider = "apple"
 
 
 class ProfileHandler(BaseHandler):

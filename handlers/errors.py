@@ -21,6 +21,7 @@ from services.common.errors import (
     RetryLater,
     ServiceError,
     TooManyAttempts,
+    UpstreamUnavailable,
 )
 
 log = logging.getLogger("app.errors")
@@ -36,6 +37,7 @@ STATUS_FOR_ERROR = {
     Overloaded: 503,
     DatabaseUnavailable: 503,
     FeatureUnavailable: 503,
+    UpstreamUnavailable: 503,
 }
 DEFAULT_MESSAGES = {
     400: "The request is malformed.",

@@ -10,7 +10,14 @@ from concurrent.futures import Executor
 import tornado.web
 from tornado.httpserver import HTTPServer
 
-from handlers.accounts import LoginHandler, LogoutHandler, ProfileHandler, SignupHandler
+from handlers.accounts import (
+    AppleSignInHandler,
+    GoogleSignInHandler,
+    LoginHandler,
+    LogoutHandler,
+    ProfileHandler,
+    SignupHandler,
+)
 from handlers.admin import AdminStatsHandler, AdminVideoHandler, AdminVideosHandler
 from handlers.base import NotFoundHandler
 from handlers.health import LivenessHandler, ReadinessHandler, RootHandler
@@ -32,6 +39,8 @@ from server.logs import AccessLog
 from server.metrics import Metrics
 from services.accounts.account_deletion import AccountDeletion
 from services.accounts.accounts import Accounts
+from services.accounts.identities import IdentityStore
+from services.accounts.identity_tokens import IdentityTokens, build_identity_tokens
 from services.accounts.password_reset import PasswordResets, ResetTokenStore
 from services.accounts.passwords import PasswordHasher
 from services.accounts.refresh_tokens import RefreshTokenStore
@@ -60,6 +69,8 @@ ROUTES = [
     (rf"/video/{VIDEO_ID}/play", PlayHandler),
     (r"/auth/signup", SignupHandler),
     (r"/auth/login", LoginHandler),
+    (r"/auth/oauth/google", GoogleSignInHandler),
+    (r"/auth/oauth/apple", AppleSignInHandler),
     (r"/auth/me", ProfileHandler),
     (r"/auth/logout", LogoutHandler),
     (r"/auth/refresh", RefreshHandler),
@@ -102,6 +113,7 @@ class Services:
     plays: PlayStore  # start() it when serving, stop() it (a last flush) when shutting down
     watch_history: WatchHistory
     passwords: PasswordHasher  # for its ``waiting`` metric
+    identity_tokens: IdentityTokens  # Google's and Apple's keys (tests reach their caches)
     stores: tuple  # every store that declares indexes
 
     async def ensure_indexes(self) -> None:
@@ -139,12 +151,18 @@ def build_services(config: Config, db, executor: Executor) -> Services:
         max_per_address=config.password_reset_max_per_address, window_seconds=config.password_reset_window_seconds)
     plays = PlayStore(db, catalog, buffer_size=config.plays_buffer_size, flush_seconds=config.plays_flush_seconds)
     watch_history = WatchHistory(db)
+    identities = IdentityStore(durable_db)
+    identity_tokens = build_identity_tokens(
+        google_client_ids=config.google_client_ids, apple_client_ids=config.apple_client_ids,
+        google_jwks_url=config.google_jwks_url, apple_jwks_url=config.apple_jwks_url,
+        timeout_seconds=config.jwks_timeout_seconds)
     # Everything of a user that deletion removes, sessions first (so logins end first).
-    user_data_owners = [sessions, refresh_tokens, reset_tokens, watch_history, plays]
+    user_data_owners = [sessions, refresh_tokens, reset_tokens, identities, watch_history, plays]
     accounts = Accounts(users=users, sessions=sessions,
                         tokens=AuthTokenCodec(config.jwt_secrets, config.jwt_ttl_seconds),
                         refresh_tokens=refresh_tokens, login_throttle=throttle, signup_throttle=signup_throttle,
-                        deletion=AccountDeletion(users, user_data_owners))
+                        deletion=AccountDeletion(users, user_data_owners),
+                        identities=identities, identity_tokens=identity_tokens)
     password_reset = PasswordResets(
         users, reset_tokens, accounts.end_sessions, _mailer(config), throttle=reset_throttle,
         mail_from=config.mail_from, reset_url=config.password_reset_url,
@@ -159,7 +177,7 @@ def build_services(config: Config, db, executor: Executor) -> Services:
     )
     cursors = CursorCodec(config.jwt_secrets)
     stores = (users, sessions, catalog, throttle, signup_throttle, refresh_tokens, reset_tokens,
-              reset_throttle, plays, watch_history)
+              reset_throttle, plays, watch_history, identities)
     return Services(
         accounts=accounts,
         password_reset=password_reset,
@@ -171,6 +189,7 @@ def build_services(config: Config, db, executor: Executor) -> Services:
         plays=plays,
         watch_history=watch_history,
         passwords=passwords,
+        identity_tokens=identity_tokens,
         stores=stores,
     )
 

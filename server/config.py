@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from services.accounts.identity_tokens import allowed_jwks_url
 from services.common.mail import parse_smtp_url
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,13 @@ class Config:
     admin_emails: tuple[str, ...] = ()
     plays_buffer_size: int = 10000
     plays_flush_seconds: float = 1
+
+    # Sign in with Google / Apple: the app's client ids (the ID tokens' audiences); none: off (404).
+    google_client_ids: tuple[str, ...] = ()
+    apple_client_ids: tuple[str, ...] = ()
+    google_jwks_url: str = "https://www.googleapis.com/oauth2/v3/certs"
+    apple_jwks_url: str = "https://appleid.apple.com/auth/keys"
+    jwks_timeout_seconds: float = 5
 
     @property
     def is_production(self) -> bool:
@@ -206,6 +214,9 @@ def _checked(config: Config, secret_was_given: bool, problems: list[str] | None 
             parse_smtp_url(config.smtp_url)
         except ValueError as error:
             problems.append(str(error))
+    for name in ("google_jwks_url", "apple_jwks_url"):
+        if not allowed_jwks_url(getattr(config, name)):
+            problems.append(f"{name.upper()} must be an https:// URL (plain http only to 127.0.0.1 or localhost)")
     if config.web_concurrency < 1:
         problems.append("WEB_CONCURRENCY must be at least 1")
     if config.web_concurrency > 1 and config.uses_embedded_store:
@@ -230,7 +241,8 @@ _POSITIVE = ("port", "bcrypt_rounds", "jwt_ttl_seconds", "playback_ttl_seconds",
              "login_max_failures_per_address", "signup_max_per_address", "signup_window_seconds",
              "password_queue_limit", "refresh_ttl_seconds", "password_reset_ttl_seconds",
              "password_reset_max_per_email", "password_reset_max_per_address", "password_reset_window_seconds",
-             "smtp_timeout_seconds", "plays_buffer_size", "plays_flush_seconds", "listen_backlog")
+             "smtp_timeout_seconds", "plays_buffer_size", "plays_flush_seconds", "listen_backlog",
+             "jwks_timeout_seconds")
 _NOT_NEGATIVE = {
     "bcrypt_threads": " (0: one per core)",
     "catalog_cache_seconds": "",

@@ -1,29 +1,40 @@
-"""The account use cases the handlers call: sign-up, login, refresh, sessions, logout,
-password change and account deletion."""
+"""The account use cases the handlers call: sign-up, login (with a password, or with
+Google or Apple), refresh, sessions, logout, password change and account deletion."""
 
 from __future__ import annotations
 
 import time
 
+from bson import ObjectId
+
 from services.accounts.account_deletion import AccountDeletion
+from services.accounts.identities import IdentityStore
+from services.accounts.identity_tokens import PROVIDER_NAMES, IdentityClaims, IdentityTokens
 from services.accounts.refresh_tokens import RefreshTokenReplayed, RefreshTokenStore
 from services.accounts.sessions import AuthTokenCodec, Principal, SessionStore
 from services.accounts.throttle import LoginThrottle, SignupThrottle
 from services.accounts.users import UserStore, public_user
 from services.common import validation
-from services.common.errors import NotAuthenticated, NotFound, Overloaded
+from services.common.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, Overloaded
 
 INVALID_CREDENTIALS = "Invalid email or password"
 WRONG_PASSWORD = "The password is not right."  # noqa: S105 - a message
 INVALID_REFRESH = "This refresh token is not valid. Please log in again."
 REFRESH_REPLAYED = "This refresh token was already used, so this login has been ended for safety. Please log in again."
 SESSION_ENDED = "This login has ended. Please log in again."
+ADDRESS_TAKEN = ("An account with this email already exists. Sign in with your email and password first; "
+                 "signing in with {who} works once the account's email address is verified.")
+ACCOUNT_GONE = "This account no longer exists."
+CONFIRM_WITH = "Confirm with your password, or with a fresh id_token from the provider you sign in with."
+# A confirmation by ID token needs one issued this recently (the app signs in again for it).
+FRESH_ID_TOKEN_SECONDS = 600
 
 
 class Accounts:
     def __init__(self, *, users: UserStore, sessions: SessionStore, tokens: AuthTokenCodec,
                  refresh_tokens: RefreshTokenStore, login_throttle: LoginThrottle,
-                 signup_throttle: SignupThrottle, deletion: AccountDeletion):
+                 signup_throttle: SignupThrottle, deletion: AccountDeletion,
+                 identities: IdentityStore, identity_tokens: IdentityTokens):
         self._users = users
         self._sessions = sessions
         self._tokens = tokens
@@ -31,6 +42,8 @@ class Accounts:
         self._refresh = refresh_tokens
         self._deletion = deletion
         self._signup_throttle = signup_throttle
+        self._identities = identities
+        self._identity_tokens = identity_tokens
 
     async def signup(self, body, client_address: str | None = None) -> str:
         fields = validation.validated(validation.SIGNUP, body)
@@ -45,15 +58,77 @@ class Accounts:
         if user is None:
             # The same words whether or not the email is registered.
             raise NotAuthenticated(INVALID_CREDENTIALS)
+        return await self._open_session(user, user_agent, INVALID_CREDENTIALS)
+
+    async def _open_session(self, user: dict, user_agent: str, refusal: str) -> dict:
+        """A new session of ``user``: what a login answers."""
         user_id = str(user["_id"])
         principal = Principal(user_id=user_id, session_id=await self._sessions.start(user_id, user_agent))
-        # A deletion may have begun while the password was being checked; it ends sessions
+        # A deletion may have begun while the credential was being checked; it ends sessions
         # after marking the account, so either it ends this one or this check sees the mark.
         if not await self._users.is_active(user_id):
             await self._sessions.end(principal)
-            raise NotAuthenticated(INVALID_CREDENTIALS)
+            raise NotAuthenticated(refusal)
         return {"token": self._tokens.issue(principal), "user": public_user(user),
                 "refresh_token": await self._refresh.issue(principal), "expires_in": self._tokens.ttl_seconds}
+
+    # ----- signing in with Google or Apple -------------------------------------------------
+
+    async def sign_in_with(self, provider: str, body: object, user_agent: str = "") -> dict:
+        """A login with the provider's ID token: the account of that identity, linked to the
+        account of the same address or made for it on the first sign-in. ``created`` says
+        whether this call made the account."""
+        self._identity_tokens.provider(provider)  # 404 when not configured, whatever the body
+        fields = validation.validated(validation.APPLE_SIGN_IN if provider == "apple" else validation.OAUTH_SIGN_IN,
+                                      body)
+        claims = await self._identity_tokens.verify(provider, fields["id_token"], fields.get("nonce"))
+        user_id = await self._identities.user_of(provider, claims.sub)
+        created = False
+        if user_id is None:
+            user_id, created = await self._first_sign_in(claims, fields.get("name"))
+        try:
+            user = await self._users.get(user_id)
+        except NotFound:
+            raise NotAuthenticated(ACCOUNT_GONE) from None
+        if user.get("deleting_at") is not None:
+            raise NotAuthenticated(ACCOUNT_GONE)
+        return {**await self._open_session(user, user_agent, ACCOUNT_GONE), "created": created}
+
+    async def _first_sign_in(self, claims: IdentityClaims, name: str | None) -> tuple[str, bool]:
+        """Links the identity to the account of its address, or to a new account. Concurrent
+        first sign-ins of one identity end with one link and one account: the identity's
+        unique index picks the account id, and the account is created under that id by an
+        upsert, which only one of them performs."""
+        who = PROVIDER_NAMES[claims.provider]
+        email = validation.normalize_email(claims.email) if claims.email else None
+        if email is None:
+            raise InvalidInput(f"{who} did not share a usable email address. Allow the app to see it, then try again.")
+        existing = await self._users.find_by_email(email)
+        if existing is not None:
+            # Only a provider's word for the address AND ours: otherwise whoever controls the
+            # Google or Apple account of an address could take over an account of it.
+            if not (claims.email_verified and existing.get("email_verified", False)):
+                raise Conflict(ADDRESS_TAKEN.format(who=who))
+            linked = await self._identities.link(claims.provider, claims.sub, str(existing["_id"]), email)
+            if linked is None:
+                raise NotAuthenticated(ACCOUNT_GONE)
+            return linked, False
+        linked = await self._identities.link(claims.provider, claims.sub, str(ObjectId()), email)
+        if linked is None:
+            raise NotAuthenticated(ACCOUNT_GONE)
+        try:
+            created = await self._users.create_for_identity(linked, _display_name(name, claims, email),
+                                                            email, claims.email_verified)
+        except Conflict:
+            # The address was signed up meanwhile (with a password): that account decides.
+            await self._identities.unlink(claims.provider, claims.sub, linked)
+            raise Conflict(ADDRESS_TAKEN.format(who=who)) from None
+        if created and not await self._identities.owns(linked, claims.provider, claims.sub):
+            # The account was deleted (with its identity) between our link and our insert:
+            # this insert brought it back, with no way in. Undo it.
+            await self._users.delete(linked)
+            raise NotAuthenticated(ACCOUNT_GONE)
+        return linked, created
 
     async def authenticate(self, bearer_token: str) -> Principal:
         """The caller behind an auth token, provided its session has not ended."""
@@ -128,9 +203,31 @@ class Accounts:
         await self.end_sessions(principal.user_id, except_session=principal.session_id)
 
     async def delete_account(self, principal: Principal, body, client_address: str | None) -> None:
-        fields = validation.validated(validation.ACCOUNT_DELETION, body)
-        await self._check_password(principal, fields["password"], client_address)
+        await self.confirm_it_is_you(principal, body, client_address)
         await self._deletion.delete(principal.user_id)
+
+    async def confirm_it_is_you(self, principal: Principal, body: object, client_address: str | None) -> None:
+        """The one "it is really you" check before a grave change: ``{"password"}`` (throttled
+        as login), or, for an account that signs in with Google or Apple (with no password,
+        perhaps), ``{"id_token", "nonce"?}``: a fresh ID token of one of its identities."""
+        fields = validation.validated(validation.CONFIRMATION, body)
+        if "password" in fields:
+            await self._check_password(principal, fields["password"], client_address)
+        elif "id_token" in fields:
+            await self._check_identity(principal, fields["id_token"], fields.get("nonce"))
+        else:
+            raise InvalidInput(CONFIRM_WITH)
+
+    async def _check_identity(self, principal: Principal, id_token: str, nonce: str | None) -> None:
+        provider = self._identity_tokens.provider_of(id_token)
+        if provider is None:
+            raise NotAuthenticated("This id_token is not from a provider this account can sign in with.")
+        claims = await self._identity_tokens.verify(provider, id_token, nonce)
+        if not await self._identities.owns(principal.user_id, provider, claims.sub):
+            raise NotAuthenticated(f"This {PROVIDER_NAMES[provider]} account is not one this account signs in with.")
+        if self._identity_tokens.clock() - claims.issued_at > FRESH_ID_TOKEN_SECONDS:
+            raise NotAuthenticated(f"This ID token is not fresh. Sign in with {PROVIDER_NAMES[provider]} "
+                                   "again in the app, then confirm with the new one.")
 
     async def finish_pending_deletions(self) -> int:
         return await self._deletion.finish_pending()
@@ -157,3 +254,12 @@ class Accounts:
         if result:
             await self._throttle.succeeded(email, client_address)
         return result
+
+
+def _display_name(sent: str | None, claims: IdentityClaims, email: str) -> str:
+    """The name the app sent (Apple's first sign-in), the token's, or the address's local part."""
+    for name in (sent, claims.name, email.split("@", 1)[0]):
+        name = (name or "").strip()[:validation.MAX_NAME_CHARS]
+        if name:
+            return name
+    return "User"

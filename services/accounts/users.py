@@ -45,12 +45,28 @@ class UserStore:
             raise Conflict("An account with this email already exists. Try logging in instead.") from None
         return str(result.inserted_id)
 
+    async def create_for_identity(self, user_id: str, name: str, email: str, email_verified: bool) -> bool:
+        """Creates the account ``user_id`` of a first sign-in with Google or Apple, with no
+        password, unless it exists already (a concurrent first sign-in of the same identity
+        made it: the same id). True if this call created it. Conflict if another account has
+        the address."""
+        oid = parse_object_id(user_id)
+        doc = {"name": name, "email": email, "email_verified": email_verified, "created_at": utcnow()}
+        try:
+            result = await self._users.update_one({"_id": oid}, {"$setOnInsert": doc}, upsert=True)
+        except DuplicateKeyError:
+            if await self._users.count_documents({"_id": oid}, limit=1):
+                return False  # two upserts of the same id raced; the other one inserted it
+            raise Conflict("An account with this email already exists. Try logging in instead.") from None
+        return result.upserted_id is not None
+
     async def check_credentials(self, email: str, password: str) -> dict | None:
         """The user doc if the password is right, else None. Takes one bcrypt check
         either way, so timing does not tell whether the email is registered. An account
         being deleted counts as no account."""
         doc = await self.find_by_email(email)
-        hashed = doc["password_hash"] if doc else None
+        # An account made by signing in with Google or Apple has no password (yet).
+        hashed = doc.get("password_hash") if doc else None
         if await self._hasher.check(password, hashed) and doc is not None:
             return doc
         return None
@@ -61,7 +77,7 @@ class UserStore:
         return None if doc is None or doc.get("deleting_at") is not None else doc
 
     async def password_matches(self, doc: dict, password: str) -> bool:
-        return await self._hasher.check(password, doc["password_hash"])
+        return await self._hasher.check(password, doc.get("password_hash"))
 
     async def is_active(self, user_id: str) -> bool:
         """Exists and is not being deleted."""

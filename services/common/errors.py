@@ -49,6 +49,10 @@ class Overloaded(RetryLater):
     """Too much work is already waiting (password checks)."""
 
 
+class UpstreamUnavailable(RetryLater):
+    """Another service this request needs (a sign-in provider's keys) cannot be reached."""
+
+
 class FeatureUnavailable(ServiceError):
     """This deployment does not offer the feature (say, password reset without SMTP_URL)."""
 

@@ -63,6 +63,7 @@ _MISSING = {
     "current_password": "Your current password is required.",
     "new_password": "A new password is required.",
     "token": "The reset token is required.",
+    "id_token": "id_token is required: the ID token the app got from the provider.",
 }
 
 SIGNUP = Schema({"name": NAME, "email": EMAIL, "password": PASSWORD}, ignore_extra_keys=True)
@@ -88,7 +89,23 @@ NEW_PASSWORD = And(
 )
 PASSWORD_CHANGE = Schema({"current_password": CURRENT_PASSWORD, "new_password": NEW_PASSWORD},
                          ignore_extra_keys=True)
-ACCOUNT_DELETION = Schema({"password": CURRENT_PASSWORD}, ignore_extra_keys=True)
+# An ID token from Google or Apple: a JWT of about 1000 characters; the bound
+# keeps junk from being parsed. The nonce is the app's own random text.
+MAX_ID_TOKEN_CHARS = 4096
+MAX_NONCE_CHARS = 512
+ID_TOKEN = And(str, lambda v: 0 < len(v) <= MAX_ID_TOKEN_CHARS,
+               error="id_token must be the ID token the app got from the provider.")
+NONCE = And(str, lambda v: 0 < len(v) <= MAX_NONCE_CHARS,
+            error=f"nonce must be the text the app sent to the provider (at most {MAX_NONCE_CHARS} characters).")
+OAUTH_SIGN_IN = Schema({"id_token": ID_TOKEN, Optional("nonce"): NONCE}, ignore_extra_keys=True)
+# Apple gives the app the person's name on the first sign-in only, never in the token.
+APPLE_SIGN_IN = Schema({"id_token": ID_TOKEN, Optional("nonce"): NONCE, Optional("name"): NAME},
+                       ignore_extra_keys=True)
+# "It is really you": the password, or (an account that signs in with Google or Apple) a
+# fresh ID token of one of its identities. Which one is present is checked by the caller.
+CONFIRMATION = Schema({Optional("password"): CURRENT_PASSWORD, Optional("id_token"): ID_TOKEN,
+                       Optional("nonce"): NONCE}, ignore_extra_keys=True)
+ACCOUNT_DELETION = CONFIRMATION
 RESET_REQUEST = Schema({"email": EMAIL}, ignore_extra_keys=True)
 RESET_CONFIRM = Schema({"token": OPAQUE_TOKEN, "new_password": NEW_PASSWORD}, ignore_extra_keys=True)
 

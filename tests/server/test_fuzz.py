@@ -179,6 +179,12 @@ def live_server():
         signup_max_per_address=1_000_000,
         # The fuzzing user is an operator, so /admin is fuzzed past its 403.
         admin_emails=("fuzzer@example.com",),
+        # Sign in with Google and Apple on, so their bodies are fuzzed past the 404; their keys
+        # on a local port where nothing listens (a fetch is a 503), never the providers'.
+        google_client_ids=("fuzz.apps.googleusercontent.com",),
+        apple_client_ids=("com.example.fuzz",),
+        google_jwks_url="http://127.0.0.1:9/google",
+        apple_jwks_url="http://127.0.0.1:9/apple",
     )
     with _serving(config) as (url, inactive_id):
         email = "fuzzer@example.com"
