@@ -34,7 +34,6 @@ MAIL_QUEUE_SIZE = 200
 INVALID_TOKEN = "This password reset link is invalid, has expired or was already used. " \
     "Please ask for a new one."  # noqa: S105 - a message
 UNAVAILABLE = "Password reset is not available."
-ACCEPTED = "If an account uses this email, a message with a link to reset its password is on its way."
 
 
 def _hash(token: str) -> str:
@@ -87,7 +86,8 @@ class PasswordResets:
         self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=MAIL_QUEUE_SIZE)
         self._worker: asyncio.Task | None = None
 
-    async def request(self, body, client_address: str | None) -> str:
+    async def request(self, body, client_address: str | None) -> None:
+        """Accepted whether or not the email has an account: the work is queued."""
         if self._mailer is None:
             raise FeatureUnavailable(UNAVAILABLE)
         email = validation.validated(validation.RESET_REQUEST, body)["email"]
@@ -98,7 +98,6 @@ class PasswordResets:
             log.warning("password reset queue full: a request was dropped")
         else:
             self._start_worker()
-        return ACCEPTED
 
     async def confirm(self, body) -> None:
         fields = validation.validated(validation.RESET_CONFIRM, body)
