@@ -26,10 +26,10 @@ from handlers.proxy import ProxyAware
 
 
 # Streamed for every request, with a body or none. Besides keeping no body past the limit,
-# it runs the handler's method one event-loop turn after prepare(): under 32 connections
-# that turn made /dashboard 10 % faster than Tornado's plain path, which answers each
-# request in the turn its headers arrive, although it costs more instructions a request
-# (bench/README.md).
+# it runs the handler's method one event-loop turn after prepare(): under many connections
+# that turn batches the answers of every connection read in one turn, which made /dashboard
+# faster than Tornado's plain path (each request answered in the turn its headers arrive),
+# although it costs more instructions a request (figures: bench/README.md).
 @tornado.web.stream_request_body
 class BaseHandler(ErrorAnswers, Cors, JsonBody, BearerAuth, ProxyAware, ApiHeaders, KnownMethods,
                   tornado.web.RequestHandler):
@@ -81,7 +81,7 @@ class BaseHandler(ErrorAnswers, Cors, JsonBody, BearerAuth, ProxyAware, ApiHeade
 
     def write_json(self, payload: dict, status: int = 200) -> None:
         self.set_status(status)
-        # orjson: compact UTF-8 bytes, about 20 times faster than json.JSONEncoder (bench/README.md).
+        # orjson: compact UTF-8 bytes, many times faster than json.JSONEncoder (bench/README.md).
         self.finish(orjson.dumps(payload))
 
 

@@ -22,9 +22,9 @@ themselves mean nothing to a store of one process.
 
 They change no result, only cost; the whole test suite runs over them, and
 tests/server/test_embedded_store.py compares each with mongomock's own path on the same data.
-They still earn their keep (measured 2026-11-25): with 500 sessions stored, the
-services' part of an authenticated /dashboard or /stream costs about 10-14 µs with
-them and about 960 µs without, and without them it grows with every login.
+They still earn their keep: without them the services' part of an authenticated
+/dashboard or /stream costs many times more, and grows with every login (figures:
+bench/README.md).
 
 They reach into mongomock's internals, so they are written for one mongomock version:
 the one requirements.txt pins. ``embedded_client()`` refuses to start on any other

@@ -41,8 +41,8 @@ def validated_progress(body) -> tuple[float, float]:
     # Players report their position as they play (every 30 s in bench/README.md's capacity
     # plan): progress is the API's most frequent request. A well-formed body is recognised
     # by PROGRESS's own predicates, without schema's walk over the dict and the sub-schemas
-    # it builds on every call (17 µs, against 0.4 µs); any other goes through PROGRESS, for
-    # its message. tests/catalog/test_catalog_services.py holds the two paths to one answer.
+    # it builds on every call (far slower: bench/README.md); any other goes through PROGRESS,
+    # for its message. tests/catalog/test_catalog_services.py holds the two paths to one answer.
     if isinstance(body, dict) and _seconds(position := body.get("position_seconds")) \
             and _duration(duration := body.get("duration_seconds")):
         position, duration = float(position), float(duration)

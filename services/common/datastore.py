@@ -7,8 +7,7 @@ errors become ``DatabaseUnavailable`` here, once, so that nothing above the data
 every cursor those return (``find().sort().limit()``, ``to_list``, ``async for``) is
 wrapped the same way, so a store cannot reach the driver around it. The wrappers are
 built once per collection and method (cached on first use), so a call costs one extra
-frame: on the services of /dashboard and /stream (in-process, best of 5 runs) 0.1-0.4 µs
-a request out of 9-12 µs, where the whole HTTP request takes 150-250 µs. Errors that
+frame, a small share of a request (figures: bench/README.md). Errors that
 mean "the database refused this" (``DuplicateKeyError``...) pass through unchanged:
 the stores handle those themselves.
 """
