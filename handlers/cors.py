@@ -3,8 +3,6 @@ answers, and the preflight (OPTIONS) it sends before a request with a body or a 
 
 from __future__ import annotations
 
-from handlers.headers import put_headers
-
 # What a browser page may read of a cross-origin answer, beyond the basic headers.
 CORS_EXPOSE = {"Access-Control-Expose-Headers": "Retry-After, X-Request-ID"}
 CORS_ANY_ORIGIN = {**CORS_EXPOSE, "Access-Control-Allow-Origin": "*"}
@@ -19,9 +17,11 @@ class Cors:
             return
         allowed = self.config.cors_origins
         if "*" in allowed:
-            put_headers(self, CORS_ANY_ORIGIN)
+            for name, value in CORS_ANY_ORIGIN.items():
+                self.set_header(name, value)
         elif origin in allowed:
-            put_headers(self, CORS_EXPOSE)
+            for name, value in CORS_EXPOSE.items():
+                self.set_header(name, value)
             self.set_header("Access-Control-Allow-Origin", origin)
             self.add_header("Vary", "Origin")
 

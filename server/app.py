@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import resource
 import sys
 from concurrent.futures import Executor
 
@@ -29,7 +30,7 @@ from handlers.sessions import (
 from server.config import Config
 from server.connection import EarlyAnswerHTTPServer
 from server.logs import AccessLog
-from server.metrics import Metrics
+from server.metrics import ConnectionCounts, Metrics
 from services.accounts.account_deletion import AccountDeletion
 from services.accounts.accounts import Accounts
 from services.accounts.password_reset import PasswordResets, ResetTokenStore
@@ -227,12 +228,14 @@ class VideoApp(tornado.web.Application):
         self.config = config
         self.services = services
         self.inflight = InFlight()
+        self.connections = ConnectionCounts()  # kept by the HTTP server (make_http_server)
         # Beside the other log lines, on stderr.
         self.access_log = access_log or AccessLog(sys.stderr, trust_proxy=config.trust_proxy)
         self.metrics = Metrics(
             ROUTES + ASSET_ROUTES,
             in_flight=lambda: self.inflight.count,
             password_checks_waiting=lambda: services.passwords.waiting,
+            connections=self.connections,
         )
         super().__init__(
             ROUTES + ASSET_ROUTES,
@@ -254,12 +257,30 @@ class VideoApp(tornado.web.Application):
 CHUNKED_BODY_DISCARD_FACTOR = 4
 
 
+# File descriptors MAX_CONNECTIONS leaves for everything else: the database's connection
+# pool and monitors (100 + 2 a member by default), the log, mail, the listening sockets.
+DESCRIPTOR_MARGIN = 256
+
+
+def connection_cap(max_connections: int) -> int | None:
+    """MAX_CONNECTIONS, or when it is 0 the soft open-files limit less DESCRIPTOR_MARGIN
+    (at least half the limit); None (no cap) when the limit is unlimited."""
+    if max_connections > 0:
+        return max_connections
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    return max(soft - DESCRIPTOR_MARGIN, soft // 2)
+
+
 def make_http_server(app: VideoApp) -> HTTPServer:
     """The HTTP server with the limits that keep slow or oversized requests from tying it up.
     Handlers enforce MAX_BODY_BYTES themselves (a JSON 413, without keeping the body)."""
     config = app.config
     return EarlyAnswerHTTPServer(
         app,
+        max_connections=connection_cap(config.max_connections),
+        connections=app.connections,
         max_body_size=config.max_body_bytes * CHUNKED_BODY_DISCARD_FACTOR,
         body_timeout=config.body_timeout_seconds,
         idle_connection_timeout=config.idle_connection_timeout_seconds,

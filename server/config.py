@@ -59,6 +59,9 @@ class Config:
     # Connections the kernel queues before Tornado accepts them (Tornado's own default is
     # 128): a crowd connecting at once would otherwise see dropped SYNs and 1-3 s retries.
     listen_backlog: int = 2048
+    # Open connections at most; past it a new one is closed at once. 0: the soft open-files
+    # limit less a margin for the database, logs and mail (server/app.py connection_cap).
+    max_connections: int = 0
     shutdown_grace_seconds: float = 10
 
     login_max_failures_per_account: int = 5
@@ -236,4 +239,5 @@ _NOT_NEGATIVE = {
     "catalog_cache_seconds": "",
     "dashboard_video_count": "",
     "refresh_reuse_grace_seconds": "",
+    "max_connections": " (0: the open-files limit less a margin)",
 }
