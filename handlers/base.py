@@ -13,6 +13,8 @@ Each concrete handler only parses its input, calls one service and shapes the an
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import orjson
 import tornado.web
 
@@ -23,6 +25,10 @@ from handlers.errors import DEFAULT_MESSAGES, ErrorAnswers, HttpProblem
 from handlers.headers import ApiHeaders
 from handlers.methods import KnownMethods
 from handlers.proxy import ProxyAware
+
+if TYPE_CHECKING:
+    from server.app import Services, VideoApp
+    from server.config import Config
 
 
 # Streamed for every request, with a body or none. Besides keeping no body past the limit,
@@ -36,12 +42,14 @@ class BaseHandler(ErrorAnswers, Cors, JsonBody, BearerAuth, ProxyAware, ApiHeade
     """The lifecycle, each step from its own piece (named calls, not a chain of super()
     calls: this runs on every request)."""
 
+    application: VideoApp  # Tornado's, typed as what server/app.py builds
+
     @property
-    def services(self):
+    def services(self) -> Services:
         return self.application.services
 
     @property
-    def config(self):
+    def config(self) -> Config:
         return self.application.config
 
     def initialize(self) -> None:

@@ -3,13 +3,17 @@ answers, and the preflight (OPTIONS) it sends before a request with a body or a 
 
 from __future__ import annotations
 
+from typing import Any
+
+from handlers.protocol import Handler
+
 # What a browser page may read of a cross-origin answer, beyond the basic headers.
 CORS_EXPOSE = {"Access-Control-Expose-Headers": "Retry-After, X-Request-ID"}
 CORS_ANY_ORIGIN = {**CORS_EXPOSE, "Access-Control-Allow-Origin": "*"}
 
 
 class Cors:
-    def set_cors_headers(self) -> None:
+    def set_cors_headers(self: Handler) -> None:
         """Only for a browser's cross-origin request (it always sends Origin): the mobile
         app and same-origin pages have no use for CORS headers."""
         origin = self.request.headers.get("Origin")
@@ -25,7 +29,7 @@ class Cors:
             self.set_header("Access-Control-Allow-Origin", origin)
             self.add_header("Vary", "Origin")
 
-    def options(self, *args, **kwargs) -> None:
+    def options(self: Handler, *args: Any, **kwargs: Any) -> None:
         """CORS preflight (route groups arrive as arguments and are not needed)."""
         self.set_header("Access-Control-Allow-Methods", ", ".join(self.allowed_methods()))
         self.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-ID")

@@ -10,6 +10,10 @@ from __future__ import annotations
 import re
 import secrets
 
+from tornado.httputil import HTTPServerRequest
+
+from handlers.protocol import Handler
+
 STATIC_HEADERS = {
     "Content-Type": "application/json; charset=UTF-8",
     "X-Content-Type-Options": "nosniff",
@@ -20,6 +24,8 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class ApiHeaders:
+    request: HTTPServerRequest  # Tornado's RequestHandler has it
+
     @property
     def request_id(self) -> str:
         """The caller's ``X-Request-ID`` if it is a sane token, else one of our own."""
@@ -28,7 +34,7 @@ class ApiHeaders:
             self._request_id = incoming if _REQUEST_ID.fullmatch(incoming) else secrets.token_hex(16)
         return self._request_id
 
-    def set_api_headers(self) -> None:
+    def set_api_headers(self: Handler) -> None:
         # No "Server: TornadoServer/<version>": what runs here is nobody else's business.
         self.clear_header("Server")
         for name, value in STATIC_HEADERS.items():

@@ -7,6 +7,7 @@ import dataclasses
 import resource
 import sys
 from concurrent.futures import Executor
+from typing import Any
 
 import tornado.web
 from tornado.httpserver import HTTPServer
@@ -31,7 +32,7 @@ from server.config import Config
 from server.connection import EarlyAnswerHTTPServer
 from server.logs import AccessLog
 from server.metrics import ConnectionCounts, Metrics
-from services.accounts.account_deletion import AccountDeletion
+from services.accounts.account_deletion import AccountDeletion, UserDataOwner
 from services.accounts.accounts import Accounts
 from services.accounts.password_reset import PasswordResets, ResetTokenStore
 from services.accounts.passwords import PasswordHasher
@@ -46,7 +47,7 @@ from services.catalog.playback import TOKEN_REUSE_SECONDS, Playback, PlaybackSig
 from services.catalog.plays import PlayStore
 from services.catalog.progress import WatchHistory
 from services.catalog.videos import VideoCatalog
-from services.common.datastore import guarded
+from services.common.datastore import Database, Store, guarded
 from services.common.durability import DurableDatabase
 from services.common.health import DatabaseHealth
 from services.common.mail import LogMailer, SmtpMailer, parse_smtp_url
@@ -55,7 +56,7 @@ VIDEO_ID = r"(?P<video_id>[^/]+)"
 
 # Tornado tries the rules in order, a regex match each: what every app launch and every
 # play asks for comes first. No two patterns overlap, so the order changes nothing else.
-ROUTES = [
+ROUTES: list[tuple[Any, ...]] = [
     (r"/dashboard", DashboardHandler),
     (rf"/video/{VIDEO_ID}/stream", StreamHandler),
     (rf"/video/{VIDEO_ID}/play", PlayHandler),
@@ -84,7 +85,7 @@ ROUTES = [
     (r"/metrics", MetricsHandler),
 ]
 # The /docs page's own files: served, but not API operations (not in the OpenAPI document).
-ASSET_ROUTES = [
+ASSET_ROUTES: list[tuple[Any, ...]] = [
     (DOCS_ASSET_PATTERN, DocsAssetHandler, {"path": ""}),
 ]
 
@@ -103,14 +104,14 @@ class Services:
     plays: PlayStore  # start() it when serving, stop() it (a last flush) when shutting down
     watch_history: WatchHistory
     passwords: PasswordHasher  # for its ``waiting`` metric
-    stores: tuple  # every store that declares indexes
+    stores: tuple[Store, ...]  # every store, each declaring its indexes
 
     async def ensure_indexes(self) -> None:
         for store in self.stores:
             await store.ensure_indexes()
 
 
-def build_services(config: Config, db, executor: Executor) -> Services:
+def build_services(config: Config, db: Database, executor: Executor) -> Services:
     # Every store reaches the database through the guard: outages become DatabaseUnavailable.
     # Credentials and their revocations also get majority writes and primary reads
     # (services/common/durability.py); the catalog and the health ping use the database as the
@@ -141,7 +142,7 @@ def build_services(config: Config, db, executor: Executor) -> Services:
     plays = PlayStore(db, catalog, buffer_size=config.plays_buffer_size, flush_seconds=config.plays_flush_seconds)
     watch_history = WatchHistory(db)
     # Everything of a user that deletion removes, sessions first (so logins end first).
-    user_data_owners = [sessions, refresh_tokens, reset_tokens, watch_history, plays]
+    user_data_owners: list[UserDataOwner] = [sessions, refresh_tokens, reset_tokens, watch_history, plays]
     accounts = Accounts(users=users, sessions=sessions,
                         tokens=AuthTokenCodec(config.jwt_secrets, config.jwt_ttl_seconds),
                         refresh_tokens=refresh_tokens, login_throttle=throttle, signup_throttle=signup_throttle,

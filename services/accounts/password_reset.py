@@ -23,6 +23,7 @@ from services.accounts.throttle import PasswordResetThrottle
 from services.accounts.users import UserStore
 from services.common import validation
 from services.common.clock import as_utc, utcnow
+from services.common.datastore import Database
 from services.common.errors import FeatureUnavailable, NotAuthenticated
 
 log = logging.getLogger("app.accounts")
@@ -43,7 +44,7 @@ def _hash(token: str) -> str:
 class ResetTokenStore:
     """Outstanding reset tokens; one of the account's user data owners."""
 
-    def __init__(self, db, ttl_seconds: int):
+    def __init__(self, db: Database, ttl_seconds: int):
         self._tokens = db["password_reset_tokens"]
         self._ttl = dt.timedelta(seconds=ttl_seconds)
 

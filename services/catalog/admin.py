@@ -45,12 +45,12 @@ def _https_url(value) -> bool:
         return False
 
 
-TITLE = And(str, lambda v: 0 < len(v.strip()) <= MAX_TITLE_CHARS,
+TITLE: And[Schema] = And(str, lambda v: 0 < len(v.strip()) <= MAX_TITLE_CHARS,
             error=f"title must be a non-empty text of at most {MAX_TITLE_CHARS} characters.")
-DESCRIPTION = And(str, lambda v: len(v) <= MAX_DESCRIPTION_CHARS,
+DESCRIPTION: And[Schema] = And(str, lambda v: len(v) <= MAX_DESCRIPTION_CHARS,
                   error=f"description must be a text of at most {MAX_DESCRIPTION_CHARS} characters.")
-THUMBNAIL = And(_https_url, error="thumbnail_url must be an https:// URL.")
-IS_ACTIVE = And(bool, error="is_active must be true or false.")
+THUMBNAIL: And[Schema] = And(_https_url, error="thumbnail_url must be an https:// URL.")
+IS_ACTIVE: And[Schema] = And(bool, error="is_active must be true or false.")
 EDITABLE = {"title": TITLE, "description": DESCRIPTION, "thumbnail_url": THUMBNAIL, "is_active": IS_ACTIVE}
 NEW_VIDEO = Schema({"youtube": object, "title": TITLE, **{Optional(k): v for k, v in EDITABLE.items() if k != "title"}})
 VIDEO_CHANGES = Schema({Optional(k): v for k, v in EDITABLE.items()})

@@ -40,15 +40,15 @@ def _password_fits(value: str) -> bool:
     return MIN_PASSWORD_BYTES <= len(value.encode("utf-8")) <= MAX_PASSWORD_BYTES
 
 
-NAME = And(
-    str, Use(str.strip), lambda v: 0 < len(v) <= MAX_NAME_CHARS,
+NAME: And[Schema] = And(
+    str, Use(str.strip), lambda v: 0 < len(v) <= MAX_NAME_CHARS,  # type: ignore[arg-type]  # schema's types omit Use
     error=f"Name must be a non-empty text of at most {MAX_NAME_CHARS} characters.",
 )
-EMAIL = And(
-    str, Use(normalize_email), str,
+EMAIL: And[Schema] = And(
+    str, Use(normalize_email), str,  # type: ignore[arg-type]  # schema's types omit Use
     error="Email must be a valid email address, such as name@example.com.",
 )
-PASSWORD = And(
+PASSWORD: And[Schema] = And(
     str, _password_fits,
     error=f"Password must be text of {MIN_PASSWORD_BYTES} to {MAX_PASSWORD_BYTES} bytes "
           f"(up to {MAX_PASSWORD_BYTES} plain letters, fewer with accents or emoji).",
@@ -71,7 +71,7 @@ LOGIN = Schema({"email": EMAIL, "password": PASSWORD}, ignore_extra_keys=True)
 # Opaque tokens we issue are 43 characters; the bound keeps junk from being hashed
 # (but lets a mistaken JWT through, to be told it is not a refresh token).
 MAX_OPAQUE_TOKEN_CHARS = 1000
-OPAQUE_TOKEN = And(str, lambda v: 0 < len(v) <= MAX_OPAQUE_TOKEN_CHARS,
+OPAQUE_TOKEN: And[Schema] = And(str, lambda v: 0 < len(v) <= MAX_OPAQUE_TOKEN_CHARS,
                    error="The token must be the text this service issued.")
 LOGOUT_SCOPES = ("current", "others", "all")
 REFRESH = Schema({"refresh_token": OPAQUE_TOKEN}, ignore_extra_keys=True)
@@ -79,9 +79,9 @@ LOGOUT = Schema({Optional("scope"): And(str, lambda v: v in LOGOUT_SCOPES,
                                         error="scope must be one of: current, others, all.")},
                 ignore_extra_keys=True)
 # A wrong current password is a 401, so any text is accepted here, however it is shaped.
-CURRENT_PASSWORD = And(str, lambda v: 0 < len(v.encode("utf-8")) <= MAX_PASSWORD_BYTES,
+CURRENT_PASSWORD: And[Schema] = And(str, lambda v: 0 < len(v.encode("utf-8")) <= MAX_PASSWORD_BYTES,
                        error="Your current password must be the text you log in with.")
-NEW_PASSWORD = And(
+NEW_PASSWORD: And[Schema] = And(
     str, _password_fits,
     error=f"The new password must be text of {MIN_PASSWORD_BYTES} to {MAX_PASSWORD_BYTES} bytes "
           f"(up to {MAX_PASSWORD_BYTES} plain letters, fewer with accents or emoji).",
