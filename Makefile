@@ -33,8 +33,9 @@ seed: $(RUNTIME_STAMP) ## create the indexes and upsert the demo catalog (the re
 test: $(DEV_STAMP) ## run the whole test suite
 	$(PY) -m pytest
 
-lint: $(DEV_STAMP) ## ruff
+lint: $(DEV_STAMP) ## ruff, and mypy over server/, handlers/, services/ (pyproject.toml)
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 # Needs wrk (apt-get install -y wrk). Takes a few minutes; BENCH_SECONDS=2 for a quick run.
 bench: $(RUNTIME_STAMP) ## the performance harness (needs wrk; see bench/README.md)

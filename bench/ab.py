@@ -1,7 +1,7 @@
 """A/B under load: this checkout's API against another version of it, both against the
 ceiling, in turns in one run. wrk's figures drift by several per cent between stretches of
 ten seconds on this machine, so two versions are only compared this way, never across runs;
-two identical versions differ by up to 3 % (bench/README.md).
+two identical versions differ by a few per cent (bench/README.md).
 
     python -m bench.ab --other /tmp/b                      (git worktree add /tmp/b <commit>)
     python -m bench.ab --other-env LOG_LEVEL=warning       (the same code, another setting)

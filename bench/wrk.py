@@ -105,7 +105,7 @@ def take_turns(settings: Settings, targets: dict[str, tuple[MeasuredServer, str,
     rounds: this machine's speed drifts by several per cent from one ten-second stretch to
     the next, and taking turns spreads that drift over both sides of a ratio. Every other
     round runs the targets in the reverse order: of two identical servers, the one that ran
-    second in every round measured 3-5 % lower (bench/README.md); with an even number of
+    second in every round measured a few per cent lower (bench/README.md); with an even number of
     rounds, each of two targets run one after the other is first as often as second."""
     per_round = max(min_seconds, round(settings.seconds / settings.rounds))
     print("  " + announce.format(targets=", ".join(targets), rounds=rounds, seconds=per_round,

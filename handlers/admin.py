@@ -13,20 +13,23 @@ class AdminHandler(BaseHandler):
 
 class AdminVideosHandler(AdminHandler):
     async def get(self) -> None:
-        self.write_json(await self.services.admin.videos(**self.query_arguments("limit", "cursor", "active")))
+        page = await self.services.admin.videos(**self.query_arguments("limit", "cursor", "active"))
+        self.write_json({"videos": page.items, "next_cursor": page.next_cursor})
 
     async def post(self) -> None:
-        self.write_json(await self.services.admin.add(self.json_body()), status=201)
+        self.write_json({"video": await self.services.admin.add(self.json_body())}, status=201)
 
 
 class AdminVideoHandler(AdminHandler):
     async def patch(self, video_id: str) -> None:
-        self.write_json(await self.services.admin.edit(video_id, self.json_body()))
+        self.write_json({"video": await self.services.admin.edit(video_id, self.json_body())})
 
     async def delete(self, video_id: str) -> None:
-        self.write_json(await self.services.admin.remove(video_id))
+        await self.services.admin.remove(video_id)
+        self.write_json({"message": "Video deleted."})
 
 
 class AdminStatsHandler(AdminHandler):
     async def get(self) -> None:
-        self.write_json(await self.services.admin.stats(self.get_query_argument("days", None)))
+        stats = await self.services.admin.stats(self.get_query_argument("days", None))
+        self.write_json({"days": stats.days, "videos": stats.videos})

@@ -13,6 +13,8 @@ Each concrete handler only parses its input, calls one service and shapes the an
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import orjson
 import tornado.web
 
@@ -24,24 +26,30 @@ from handlers.headers import ApiHeaders
 from handlers.methods import KnownMethods
 from handlers.proxy import ProxyAware
 
+if TYPE_CHECKING:
+    from server.app import Services, VideoApp
+    from server.config import Config
+
 
 # Streamed for every request, with a body or none. Besides keeping no body past the limit,
-# it runs the handler's method one event-loop turn after prepare(): under 32 connections
-# that turn made /dashboard 10 % faster than Tornado's plain path, which answers each
-# request in the turn its headers arrive, although it costs more instructions a request
-# (bench/README.md).
+# it runs the handler's method one event-loop turn after prepare(): under many connections
+# that turn batches the answers of every connection read in one turn, which made /dashboard
+# faster than Tornado's plain path (each request answered in the turn its headers arrive),
+# although it costs more instructions a request (figures: bench/README.md).
 @tornado.web.stream_request_body
 class BaseHandler(ErrorAnswers, Cors, JsonBody, BearerAuth, ProxyAware, ApiHeaders, KnownMethods,
                   tornado.web.RequestHandler):
     """The lifecycle, each step from its own piece (named calls, not a chain of super()
     calls: this runs on every request)."""
 
+    application: VideoApp  # Tornado's, typed as what server/app.py builds
+
     @property
-    def services(self):
+    def services(self) -> Services:
         return self.application.services
 
     @property
-    def config(self):
+    def config(self) -> Config:
         return self.application.config
 
     def initialize(self) -> None:
@@ -81,7 +89,7 @@ class BaseHandler(ErrorAnswers, Cors, JsonBody, BearerAuth, ProxyAware, ApiHeade
 
     def write_json(self, payload: dict, status: int = 200) -> None:
         self.set_status(status)
-        # orjson: compact UTF-8 bytes, about 20 times faster than json.JSONEncoder (bench/README.md).
+        # orjson: compact UTF-8 bytes, many times faster than json.JSONEncoder (bench/README.md).
         self.finish(orjson.dumps(payload))
 
 

@@ -16,9 +16,12 @@ Chunks that arrive after the answer, or after the client went away, are dropped 
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 import orjson
 
 from handlers.errors import HttpProblem
+from handlers.protocol import Handler
 from services.common.errors import InvalidInput
 
 
@@ -28,19 +31,33 @@ def declared_length(value: str) -> int | None:
     return int(value) if value.isascii() and value.isdigit() else None
 
 
+class BodyHandler(Handler, Protocol):
+    """A handler with JsonBody's own state."""
+
+    _body: bytearray | None
+    _body_too_large: bool
+
+    def _body_too_large_problem(self) -> HttpProblem: ...
+
+    def json_body(self) -> Any: ...
+
+
 class JsonBody:
     """For handlers under ``@tornado.web.stream_request_body``: start_body() as the handler
     starts, drop_body() once it has answered or its client has left."""
 
+    _body: bytearray | None
+    _body_too_large: bool
+
     def start_body(self) -> None:
-        self._body: bytearray | None = bytearray()  # None once chunks are dropped
+        self._body = bytearray()  # None once chunks are dropped
         self._body_too_large = False
 
     def drop_body(self) -> None:
         """From now on what arrives is dropped (an early answer's body), and what came is freed."""
         self._body = None
 
-    def refuse_unreadable_body(self) -> None:
+    def refuse_unreadable_body(self: BodyHandler) -> None:
         """A step of prepare(): 400 for a body whose length cannot be known, 413 for a
         declared length over the limit (see the module docstring)."""
         headers = self.request.headers
@@ -55,7 +72,7 @@ class JsonBody:
         elif "Transfer-Encoding" in headers and headers["Transfer-Encoding"].strip().lower() != "chunked":
             raise HttpProblem(400, "A request body may only use the chunked transfer coding.")
 
-    def data_received(self, chunk: bytes) -> None:
+    def data_received(self: BodyHandler, chunk: bytes) -> None:
         body = self._body
         if body is None:
             return  # past the limit, answered already, or the client left: read and dropped
@@ -65,7 +82,7 @@ class JsonBody:
         else:
             body.extend(chunk)
 
-    def json_body(self):
+    def json_body(self: BodyHandler) -> Any:
         """The parsed JSON body (any JSON value: the service's validation says what it must be)."""
         if self._body_too_large:
             raise self._body_too_large_problem()
@@ -85,7 +102,7 @@ class JsonBody:
                                    "(a lone UTF-16 surrogate).") from None
             raise InvalidInput("The request body must be valid JSON.") from None
 
-    def optional_json_body(self):
+    def optional_json_body(self: BodyHandler) -> Any:
         """As json_body(), but None for an absent (empty) body."""
         if not self._body_too_large and not (self._body and self._body.strip()):
             return None
@@ -94,6 +111,6 @@ class JsonBody:
             raise InvalidInput("The request body must be a JSON object.")
         return body
 
-    def _body_too_large_problem(self) -> HttpProblem:
+    def _body_too_large_problem(self: Handler) -> HttpProblem:
         limit_kib = self.config.max_body_bytes // 1024
         return HttpProblem(413, f"The request body is too large: the limit is {limit_kib} KiB.")

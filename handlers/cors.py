@@ -3,7 +3,9 @@ answers, and the preflight (OPTIONS) it sends before a request with a body or a 
 
 from __future__ import annotations
 
-from handlers.headers import put_headers
+from typing import Any
+
+from handlers.protocol import Handler
 
 # What a browser page may read of a cross-origin answer, beyond the basic headers.
 CORS_EXPOSE = {"Access-Control-Expose-Headers": "Retry-After, X-Request-ID"}
@@ -11,7 +13,7 @@ CORS_ANY_ORIGIN = {**CORS_EXPOSE, "Access-Control-Allow-Origin": "*"}
 
 
 class Cors:
-    def set_cors_headers(self) -> None:
+    def set_cors_headers(self: Handler) -> None:
         """Only for a browser's cross-origin request (it always sends Origin): the mobile
         app and same-origin pages have no use for CORS headers."""
         origin = self.request.headers.get("Origin")
@@ -19,13 +21,15 @@ class Cors:
             return
         allowed = self.config.cors_origins
         if "*" in allowed:
-            put_headers(self, CORS_ANY_ORIGIN)
+            for name, value in CORS_ANY_ORIGIN.items():
+                self.set_header(name, value)
         elif origin in allowed:
-            put_headers(self, CORS_EXPOSE)
+            for name, value in CORS_EXPOSE.items():
+                self.set_header(name, value)
             self.set_header("Access-Control-Allow-Origin", origin)
             self.add_header("Vary", "Origin")
 
-    def options(self, *args, **kwargs) -> None:
+    def options(self: Handler, *args: Any, **kwargs: Any) -> None:
         """CORS preflight (route groups arrive as arguments and are not needed)."""
         self.set_header("Access-Control-Allow-Methods", ", ".join(self.allowed_methods()))
         self.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-ID")

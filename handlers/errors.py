@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import http.client
 import logging
+from types import TracebackType
+from typing import Any
 
 import tornado.web
 
+from handlers.protocol import Handler
 from services.common.errors import (
     Conflict,
     DatabaseUnavailable,
@@ -63,7 +66,7 @@ class ErrorAnswers:
     """Tornado's error hooks, for handlers that also have ``write_json``, ``request_id``
     and ``allowed_methods``."""
 
-    def write_error(self, status_code: int, **kwargs) -> None:
+    def write_error(self: Handler, status_code: int, **kwargs: Any) -> None:
         error = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(error, DatabaseUnavailable):
             self.application.metrics.database_unavailable()
@@ -84,7 +87,8 @@ class ErrorAnswers:
             self.set_header("Allow", ", ".join(self.allowed_methods()))
         self.write_json({"error": message}, status=status_code)
 
-    def log_exception(self, typ, value, tb) -> None:
+    def log_exception(self: Handler, typ: type[BaseException] | None, value: BaseException | None,
+                      tb: TracebackType | None) -> None:
         if isinstance(value, DatabaseUnavailable):
             # The driver's error it stands for, by name: which outage this was.
             log.warning("database unavailable", extra={"request_id": self.request_id, "error": value.reason})
@@ -92,5 +96,5 @@ class ErrorAnswers:
         if isinstance(value, (ServiceError, tornado.web.HTTPError)):
             return  # an expected answer, already in the access log with its status
         # The stack trace goes to the log with the request id; the client gets neither.
-        log.error("unexpected error", exc_info=(typ, value, tb),
+        log.error("unexpected error", exc_info=value,  # its type and traceback with it
                   extra={"request_id": self.request_id, "method": self.request.method, "path": self.request.path})

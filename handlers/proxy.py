@@ -8,8 +8,12 @@ last ``X-Forwarded-For`` entry, the one the proxy itself appended, and the schem
 
 from __future__ import annotations
 
+from tornado.httputil import HTTPServerRequest
 
-def client_address(request, trust_proxy: bool) -> str:
+from handlers.protocol import Handler
+
+
+def client_address(request: HTTPServerRequest, trust_proxy: bool) -> str:
     """The caller's IP."""
     if trust_proxy:
         forwarded = request.headers.get("X-Forwarded-For", "").split(",")[-1].strip()
@@ -19,10 +23,10 @@ def client_address(request, trust_proxy: bool) -> str:
 
 
 class ProxyAware:
-    def client_address(self) -> str:
+    def client_address(self: Handler) -> str:
         return client_address(self.request, self.config.trust_proxy)
 
-    def base_url(self) -> str:
+    def base_url(self: Handler) -> str:
         """Where clients reach this API, for absolute links such as ``play_url``."""
         if self.config.public_base_url:
             return self.config.public_base_url.rstrip("/")

@@ -3,6 +3,9 @@
 
 from handlers.base import BaseHandler
 
+# The same answer whether or not the email has an account.
+RESET_ACCEPTED = "If an account uses this email, a message with a link to reset its password is on its way."
+
 
 class RefreshHandler(BaseHandler):
     requires_auth = False
@@ -32,8 +35,8 @@ class PasswordResetHandler(BaseHandler):
     requires_auth = False
 
     async def post(self) -> None:
-        message = await self.services.password_reset.request(self.json_body(), self.client_address())
-        self.write_json({"message": message}, status=202)
+        await self.services.password_reset.request(self.json_body(), self.client_address())
+        self.write_json({"message": RESET_ACCEPTED}, status=202)
 
 
 class PasswordResetConfirmHandler(BaseHandler):

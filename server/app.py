@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import resource
 import sys
 from concurrent.futures import Executor
+from typing import Any
 
 import tornado.web
 from tornado.httpserver import HTTPServer
@@ -36,8 +38,8 @@ from handlers.sessions import (
 from server.config import Config
 from server.connection import EarlyAnswerHTTPServer
 from server.logs import AccessLog
-from server.metrics import Metrics
-from services.accounts.account_deletion import AccountDeletion
+from server.metrics import ConnectionCounts, Metrics
+from services.accounts.account_deletion import AccountDeletion, UserDataOwner
 from services.accounts.accounts import Accounts
 from services.accounts.identities import IdentityStore
 from services.accounts.identity_tokens import IdentityTokens, build_identity_tokens
@@ -54,7 +56,7 @@ from services.catalog.playback import TOKEN_REUSE_SECONDS, Playback, PlaybackSig
 from services.catalog.plays import PlayStore
 from services.catalog.progress import WatchHistory
 from services.catalog.videos import VideoCatalog
-from services.common.datastore import guarded
+from services.common.datastore import Database, Store, guarded
 from services.common.durability import DurableDatabase
 from services.common.health import DatabaseHealth
 from services.common.mail import LogMailer, SmtpMailer, parse_smtp_url
@@ -63,7 +65,7 @@ VIDEO_ID = r"(?P<video_id>[^/]+)"
 
 # Tornado tries the rules in order, a regex match each: what every app launch and every
 # play asks for comes first. No two patterns overlap, so the order changes nothing else.
-ROUTES = [
+ROUTES: list[tuple[Any, ...]] = [
     (r"/dashboard", DashboardHandler),
     (rf"/video/{VIDEO_ID}/stream", StreamHandler),
     (rf"/video/{VIDEO_ID}/play", PlayHandler),
@@ -94,7 +96,7 @@ ROUTES = [
     (r"/metrics", MetricsHandler),
 ]
 # The /docs page's own files: served, but not API operations (not in the OpenAPI document).
-ASSET_ROUTES = [
+ASSET_ROUTES: list[tuple[Any, ...]] = [
     (DOCS_ASSET_PATTERN, DocsAssetHandler, {"path": ""}),
 ]
 
@@ -114,14 +116,14 @@ class Services:
     watch_history: WatchHistory
     passwords: PasswordHasher  # for its ``waiting`` metric
     identity_tokens: IdentityTokens  # Google's and Apple's keys (tests reach their caches)
-    stores: tuple  # every store that declares indexes
+    stores: tuple[Store, ...]  # every store, each declaring its indexes
 
     async def ensure_indexes(self) -> None:
         for store in self.stores:
             await store.ensure_indexes()
 
 
-def build_services(config: Config, db, executor: Executor) -> Services:
+def build_services(config: Config, db: Database, executor: Executor) -> Services:
     # Every store reaches the database through the guard: outages become DatabaseUnavailable.
     # Credentials and their revocations also get majority writes and primary reads
     # (services/common/durability.py); the catalog and the health ping use the database as the
@@ -157,7 +159,7 @@ def build_services(config: Config, db, executor: Executor) -> Services:
         google_jwks_url=config.google_jwks_url, apple_jwks_url=config.apple_jwks_url,
         timeout_seconds=config.jwks_timeout_seconds)
     # Everything of a user that deletion removes, sessions first (so logins end first).
-    user_data_owners = [sessions, refresh_tokens, reset_tokens, identities, watch_history, plays]
+    user_data_owners: list[UserDataOwner] = [sessions, refresh_tokens, reset_tokens, identities, watch_history, plays]
     accounts = Accounts(users=users, sessions=sessions,
                         tokens=AuthTokenCodec(config.jwt_secrets, config.jwt_ttl_seconds),
                         refresh_tokens=refresh_tokens, login_throttle=throttle, signup_throttle=signup_throttle,
@@ -246,12 +248,14 @@ class VideoApp(tornado.web.Application):
         self.config = config
         self.services = services
         self.inflight = InFlight()
+        self.connections = ConnectionCounts()  # kept by the HTTP server (make_http_server)
         # Beside the other log lines, on stderr.
         self.access_log = access_log or AccessLog(sys.stderr, trust_proxy=config.trust_proxy)
         self.metrics = Metrics(
             ROUTES + ASSET_ROUTES,
             in_flight=lambda: self.inflight.count,
             password_checks_waiting=lambda: services.passwords.waiting,
+            connections=self.connections,
         )
         super().__init__(
             ROUTES + ASSET_ROUTES,
@@ -273,12 +277,30 @@ class VideoApp(tornado.web.Application):
 CHUNKED_BODY_DISCARD_FACTOR = 4
 
 
+# File descriptors MAX_CONNECTIONS leaves for everything else: the database's connection
+# pool and monitors (100 + 2 a member by default), the log, mail, the listening sockets.
+DESCRIPTOR_MARGIN = 256
+
+
+def connection_cap(max_connections: int) -> int | None:
+    """MAX_CONNECTIONS, or when it is 0 the soft open-files limit less DESCRIPTOR_MARGIN
+    (at least half the limit); None (no cap) when the limit is unlimited."""
+    if max_connections > 0:
+        return max_connections
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    return max(soft - DESCRIPTOR_MARGIN, soft // 2)
+
+
 def make_http_server(app: VideoApp) -> HTTPServer:
     """The HTTP server with the limits that keep slow or oversized requests from tying it up.
     Handlers enforce MAX_BODY_BYTES themselves (a JSON 413, without keeping the body)."""
     config = app.config
     return EarlyAnswerHTTPServer(
         app,
+        max_connections=connection_cap(config.max_connections),
+        connections=app.connections,
         max_body_size=config.max_body_bytes * CHUNKED_BODY_DISCARD_FACTOR,
         body_timeout=config.body_timeout_seconds,
         idle_connection_timeout=config.idle_connection_timeout_seconds,

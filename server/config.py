@@ -1,7 +1,10 @@
 """The one configuration object, built once at start-up and passed down.
 
-Defaults come from ``config.yaml``; every key can be overridden by an environment
-variable of the same name in upper case. Secrets come from the environment only.
+Each setting is declared once, as a field of ``Config`` (``setting()``: default, constraint,
+help). ``config.yaml`` (the defaults operators read and may change), ``.env.example`` and the
+README's configuration table are generated from them: ``python -m server.settings_docs``.
+At start-up, defaults come from ``config.yaml``; every key can be overridden by an
+environment variable of the same name in upper case. Secrets come from the environment only.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -29,71 +33,157 @@ class ConfigError(Exception):
     """The configuration cannot run the service; the message says what to fix."""
 
 
+POSITIVE = "positive"
+NOT_NEGATIVE = "not negative"
+Check = str | tuple[int, int]  # POSITIVE, NOT_NEGATIVE, or an inclusive (low, high) range
+
+
+def setting(default: Any, help: str, *, check: Check | None = None, row: str | None = None,
+            example: str | None = None, secret: bool = False,
+            variables: dict[str, tuple[str | None, str]] | None = None) -> Any:
+    """A Config field with what documents and checks it: ``help`` (one line), ``check`` (see
+    Check; other constraints are written in _checked()), ``row`` (settings sharing a README row),
+    ``example`` (.env.example's value, if not the default), ``secret`` (from the environment
+    only, never config.yaml), ``variables`` (environment variables other than the upper-case
+    name, each with its default, None for none, and its help)."""
+    return dataclasses.field(default=default, metadata={
+        "help": help, "check": check, "row": row, "example": example,
+        "secret": secret or variables is not None, "variables": variables})
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
-    app_env: str = "development"
-    host: str = "127.0.0.1"
-    port: int = 8000
-    web_concurrency: int = 1
-    log_level: str = "info"
-    mongodb_uri: str = ""
-    mongodb_database: str = "video_app"
-    mongodb_timeout_ms: int = 2500
-    mongodb_driver: str = "motor"  # motor | pymongo (PyMongo's own AsyncMongoClient)
+    # Each setting once: its type, default, constraint (``check``) and a one-line help. The
+    # README's configuration table, config.yaml and .env.example are generated from these
+    # (python -m server.settings_docs); tests/server/test_settings_docs.py fails when they drift.
+    # ``row`` groups settings into one README row; ``example`` is .env.example's value where it
+    # differs from the default.
+    app_env: str = setting(
+        "development", "`development` or `production`; production refuses to start without `JWT_SECRET` "
+        "(≥ 32 bytes), `MONGODB_URI` and an explicit `CORS_ORIGINS`, listing every problem at once")
+    host: str = setting(
+        "127.0.0.1", "address to listen on: `0.0.0.0` for every interface (a phone on the LAN, a container; "
+        "the Procfile and the Dockerfile set it)", row="listen")
+    port: int = setting(8000, "port to listen on (Heroku sets it)", check=POSITIVE, row="listen")
+    web_concurrency: int = setting(
+        1, "worker processes sharing the port (Heroku sets it by dyno size); above 1 needs `MONGODB_URI`")
+    log_level: str = setting(
+        "info", "`debug`, `info`, `warning` or `error`; `warning` and above leave out the access log")
+    mongodb_uri: str = setting(
+        "", "MongoDB connection string; empty: the embedded in-memory store (data lost when the process stops)")
+    mongodb_database: str = setting("video_app", "database used when the URI names none")
+    mongodb_timeout_ms: int = setting(
+        2500, "connect and per-operation timeout (majority waits included): during an outage requests "
+        "answer 503 within this", check=POSITIVE)
+    mongodb_driver: str = setting(
+        "motor", "`motor`, or `pymongo` for PyMongo's own `AsyncMongoClient`: see "
+        "[Leaving Motor](server/README.md#leaving-motor)")
 
     # Newest first: the first secret signs, every one of them verifies (key rotation).
-    jwt_secrets: tuple[str, ...] = ()
-    bcrypt_rounds: int = 12
-    bcrypt_threads: int = 0  # 0: as many as the machine has cores
-    jwt_ttl_seconds: int = 86400
-    playback_ttl_seconds: int = 3600
-    dashboard_video_count: int = 2
-    catalog_cache_seconds: float = 5
+    jwt_secrets: tuple[str, ...] = setting((), "", variables={
+        "JWT_SECRET": (None, "signs auth tokens and (with its own salt) playback links and cursors; in "
+                             "development a random one per process, with a warning"),
+        "JWT_PREVIOUS_SECRETS": ("", "comma-separated former secrets, still accepted, so a rotation logs "
+                                     "nobody out"),
+    })
+    bcrypt_rounds: int = setting(12, "bcrypt work factor (4 to 31)", check=(4, 31), row="bcrypt")
+    bcrypt_threads: int = setting(
+        3, "password checks at once beside the event loop (`0`: one per core; see `bench/README.md`)",
+        check=NOT_NEGATIVE, row="bcrypt")
+    password_queue_limit: int = setting(
+        16, "password checks queued or running at once; past it 503 with `Retry-After: 2` (a sign-up past "
+        "half of it)", check=POSITIVE)
+    jwt_ttl_seconds: int = setting(86400, "auth token lifetime (`expires_in`)", check=POSITIVE)
+    refresh_ttl_seconds: int = setting(
+        2592000, "a refresh token's life from its issue (30 days)", check=POSITIVE, row="refresh")
+    refresh_reuse_grace_seconds: float = setting(
+        10, "a retried refresh within the grace gets the same new pair", check=NOT_NEGATIVE, row="refresh")
+    playback_ttl_seconds: int = setting(3600, "playback link lifetime", check=POSITIVE)
+    dashboard_video_count: int = setting(2, "active videos on the dashboard", check=NOT_NEGATIVE)
+    catalog_cache_seconds: float = setting(
+        5, "how long the dashboard's list of active videos is cached (`0`: read on every request; playback "
+        "always reads the video)", check=NOT_NEGATIVE)
+    # Operators: the accounts with these emails may use /admin (normalised lower-case).
+    admin_emails: tuple[str, ...] = setting(
+        (), "comma-separated emails of the operators' accounts, which may use `/admin` (read at start-up)")
+    plays_buffer_size: int = setting(
+        10000, "plays waiting in memory (past it new ones are dropped and counted)", check=POSITIVE, row="plays")
+    plays_flush_seconds: float = setting(
+        1, "how often buffered plays are written", check=POSITIVE, row="plays")
 
-    cors_origins: tuple[str, ...] = ("*",)
-    public_base_url: str = ""
-    trust_proxy: bool = False
+    cors_origins: tuple[str, ...] = setting(
+        ("*",), "comma-separated allowed browser origins; `*` is refused in production",
+        example="http://localhost:8081,http://localhost:19006")
+    public_base_url: str = setting(
+        "", "public address used to build `play_url` (e.g. https://api.example.com); empty: taken from the request")
+    trust_proxy: bool = setting(
+        False, "behind Heroku's router or a load balancer: client address from `X-Forwarded-For`, scheme from "
+        "`X-Forwarded-Proto`; leave off otherwise")
 
-    max_body_bytes: int = 65536
-    body_timeout_seconds: float = 10
-    idle_connection_timeout_seconds: float = 60
-    # Connections the kernel queues before Tornado accepts them (Tornado's own default is
-    # 128): a crowd connecting at once would otherwise see dropped SYNs and 1-3 s retries.
-    listen_backlog: int = 2048
-    shutdown_grace_seconds: float = 10
+    max_body_bytes: int = setting(65536, "larger request bodies get a JSON 413", check=POSITIVE)
+    body_timeout_seconds: float = setting(
+        10, "a body still arriving after this is dropped", row="timeouts")
+    idle_connection_timeout_seconds: float = setting(
+        60, "idle keep-alive connections are closed after this", row="timeouts")
+    # Tornado's own default is 128: a crowd connecting at once would otherwise see dropped
+    # SYNs and 1-3 s retries.
+    listen_backlog: int = setting(
+        2048, "connections the kernel queues before the server accepts them (Tornado's 128 is too few for a "
+        "crowd connecting at once; Linux caps it at `net.core.somaxconn`)", check=POSITIVE)
+    max_connections: int = setting(
+        0, "open connections at most; past it a new one is closed at once (counted in `/metrics`); `0`: the "
+        "open-files limit less 256 (server/app.py `connection_cap`)", check=NOT_NEGATIVE)
+    shutdown_grace_seconds: float = setting(
+        10, "on SIGTERM, how long requests in flight may take to finish (Heroku allows 30)")
 
-    login_max_failures_per_account: int = 5
-    login_max_failures_per_address: int = 50
-    login_failure_window_seconds: int = 900
-    signup_max_per_address: int = 20
-    signup_window_seconds: int = 600
-    password_queue_limit: int = 16
+    login_max_failures_per_account: int = setting(
+        5, "login attempts per email within the window before 429", check=POSITIVE, row="login")
+    login_max_failures_per_address: int = setting(
+        50, "login attempts per client address within the window before 429", check=POSITIVE, row="login")
+    login_failure_window_seconds: int = setting(
+        900, "the login throttle's window", check=POSITIVE, row="login")
+    signup_max_per_address: int = setting(
+        20, "sign-ups per client address within the window before 429 (generous: carrier NAT)",
+        check=POSITIVE, row="signup")
+    signup_window_seconds: int = setting(600, "the sign-up throttle's window", check=POSITIVE, row="signup")
+    password_reset_max_per_email: int = setting(
+        3, "reset requests per email within the window before 429", check=POSITIVE, row="reset_throttle")
+    password_reset_max_per_address: int = setting(
+        20, "reset requests per client address within the window before 429", check=POSITIVE,
+        row="reset_throttle")
+    password_reset_window_seconds: int = setting(
+        3600, "the reset throttle's window", check=POSITIVE, row="reset_throttle")
+    password_reset_ttl_seconds: int = setting(
+        1800, "a reset link's lifetime", check=POSITIVE, row="reset")
+    password_reset_url: str = setting(
+        "videoapp://reset?token={token}", "the link in the mail (`{token}` is replaced)",
+        row="reset")
+    smtp_url: str = setting(
+        "", "outgoing mail: `smtp://user:pass@host:587` (STARTTLS when offered) or `smtps://…:465`, from the "
+        "environment; empty: development writes the mail to the log (tokens included), production answers 503",
+        row="mail")
+    smtp_timeout_seconds: float = setting(10, "how long one mail may take to send", check=POSITIVE, row="mail")
+    mail_from: str = setting("Video App <no-reply@example.com>", "the sender of the service's mail", row="mail")
 
     # Empty: /metrics is open (keep it off the public internet some other way).
-    metrics_token: str = ""
-
-    refresh_ttl_seconds: int = 2592000
-    refresh_reuse_grace_seconds: float = 10
-    password_reset_ttl_seconds: int = 1800
-    password_reset_max_per_email: int = 3
-    password_reset_max_per_address: int = 20
-    password_reset_window_seconds: int = 3600
-    password_reset_url: str = "videoapp://reset?token={token}"  # noqa: S105 - a link template
-    smtp_url: str = ""
-    smtp_timeout_seconds: float = 10
-    mail_from: str = "Video App <no-reply@example.com>"
-
-    # Operators: the accounts with these emails may use /admin (normalised lower-case).
-    admin_emails: tuple[str, ...] = ()
-    plays_buffer_size: int = 10000
-    plays_flush_seconds: float = 1
+    metrics_token: str = setting(
+        "", "when set, `GET /metrics` needs `Authorization: Bearer <it>`", secret=True)
 
     # Sign in with Google / Apple: the app's client ids (the ID tokens' audiences); none: off (404).
-    google_client_ids: tuple[str, ...] = ()
-    apple_client_ids: tuple[str, ...] = ()
-    google_jwks_url: str = "https://www.googleapis.com/oauth2/v3/certs"
-    apple_jwks_url: str = "https://appleid.apple.com/auth/keys"
-    jwks_timeout_seconds: float = 5
+    google_client_ids: tuple[str, ...] = setting(
+        (), "comma-separated client ids Google's ID tokens must be issued for (README, Sign in with Apple and "
+        "Google); empty: that sign-in is off (404)", row="oauth_clients")
+    apple_client_ids: tuple[str, ...] = setting(
+        (), "comma-separated client ids (bundle id, Services ID) Apple's ID tokens must be issued for; empty: off",
+        row="oauth_clients")
+    google_jwks_url: str = setting(
+        "https://www.googleapis.com/oauth2/v3/certs", "where Google's signing keys are fetched (https; http only "
+        "to localhost)", row="oauth_keys")
+    apple_jwks_url: str = setting(
+        "https://appleid.apple.com/auth/keys", "where Apple's signing keys are fetched (https; http only to "
+        "localhost)", row="oauth_keys")
+    jwks_timeout_seconds: float = setting(
+        5, "how long fetching a provider's keys may take (then 503)", check=POSITIVE, row="oauth_keys")
 
     @property
     def is_production(self) -> bool:
@@ -108,8 +198,8 @@ class Config:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
-# Settings that are read from somewhere other than a same-named key.
-_NOT_FROM_FILE = {"jwt_secrets", "metrics_token"}
+# Settings from the environment only, never config.yaml (secrets).
+_NOT_FROM_FILE = {name for name, f in _FIELDS.items() if f.metadata["secret"]}
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -197,14 +287,14 @@ def _checked(config: Config, secret_was_given: bool, problems: list[str] | None 
     short = [i for i, s in enumerate(config.jwt_secrets) if len(s.encode()) < MIN_SECRET_BYTES]
     if short and (config.is_production or secret_was_given):
         problems.append("JWT_SECRET and every JWT_PREVIOUS_SECRETS entry must be at least 32 bytes")
-    for name in _POSITIVE:
-        if getattr(config, name) <= 0:
+    for name, field in _FIELDS.items():  # the constraints declared with each setting
+        check, value = field.metadata["check"], getattr(config, name)
+        if check == POSITIVE and value <= 0:
             problems.append(f"{name.upper()} must be positive")
-    if not 4 <= config.bcrypt_rounds <= 31:
-        problems.append("BCRYPT_ROUNDS must be between 4 and 31")
-    for name, meaning in _NOT_NEGATIVE.items():
-        if getattr(config, name) < 0:
-            problems.append(f"{name.upper()} must not be negative{meaning}")
+        elif check == NOT_NEGATIVE and value < 0:
+            problems.append(f"{name.upper()} must not be negative")
+        elif isinstance(check, tuple) and not check[0] <= value <= check[1]:
+            problems.append(f"{name.upper()} must be between {check[0]} and {check[1]}")
     if "{token}" not in config.password_reset_url:
         problems.append("PASSWORD_RESET_URL must contain {token}, where the reset token goes")
     if not config.mail_from:
@@ -236,16 +326,3 @@ def _checked(config: Config, secret_was_given: bool, problems: list[str] | None 
     return config.replace(log_level=config.log_level.lower(), admin_emails=admins)
 
 
-_POSITIVE = ("port", "bcrypt_rounds", "jwt_ttl_seconds", "playback_ttl_seconds", "max_body_bytes",
-             "mongodb_timeout_ms", "login_failure_window_seconds", "login_max_failures_per_account",
-             "login_max_failures_per_address", "signup_max_per_address", "signup_window_seconds",
-             "password_queue_limit", "refresh_ttl_seconds", "password_reset_ttl_seconds",
-             "password_reset_max_per_email", "password_reset_max_per_address", "password_reset_window_seconds",
-             "smtp_timeout_seconds", "plays_buffer_size", "plays_flush_seconds", "listen_backlog",
-             "jwks_timeout_seconds")
-_NOT_NEGATIVE = {
-    "bcrypt_threads": " (0: one per core)",
-    "catalog_cache_seconds": "",
-    "dashboard_video_count": "",
-    "refresh_reuse_grace_seconds": "",
-}

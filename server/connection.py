@@ -14,19 +14,48 @@ destroy the answer it has not read yet. Here, after such an early answer:
   nginx's ``lingering_close``): the write side is shut down after the answer, and what the
   client still sends is read and dropped for at most ``LINGER_SECONDS`` and ``LINGER_MAX_BYTES``
   before the socket is closed, so the client has read the answer before any reset.
+
+This module is the one place that uses Tornado's private names (``git grep`` finds them
+nowhere else; tests/server/test_tornado_adapter.py checks it): it subclasses
+``HTTP1Connection``, overrides some of its private methods, and copies two of Tornado's
+functions (``COPIED_FROM_TORNADO``). It is written for one Tornado version,
+``VALIDATED_TORNADO``: the server refuses to start on any other, and a test compares each
+copy with the installed Tornado's own source, so an upgrade that changes them fails loudly.
+To move the pin: re-read the copied functions and the private names
+(``TORNADO_PRIVATE_NAMES``) in the new version, update the copies, then
+``VALIDATED_TORNADO`` and requirements.txt together.
+
+It also caps the open connections (``MAX_CONNECTIONS``): past the cap a new connection is
+accepted and closed at once, and counted (server/metrics.py), so the process never runs
+out of file descriptors and keeps serving the connections it has.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
+from collections.abc import Callable
+from typing import Any
 
+import tornado
 from tornado import gen, iostream
 from tornado.http1connection import HTTP1Connection, HTTP1ServerConnection
 from tornado.httpserver import HTTPServer, _HTTPRequestContext
 from tornado.log import gen_log
 
 from handlers.body import declared_length
+from server.config import ConfigError
+from server.metrics import ConnectionCounts
+
+# The Tornado whose internals this module was checked against (requirements.txt pins it).
+VALIDATED_TORNADO = "6.6.1"
+# Every private Tornado name used here, and nowhere else in the code.
+TORNADO_PRIVATE_NAMES = frozenset({
+    "_HTTPRequestContext", "_server_request_loop", "_connections", "_read_body", "_finish_request",
+    "_read_finished", "_disconnect_on_finish", "_request_headers", "_max_body_size", "_clear_callbacks",
+    "_finish_future",
+})
 
 # nginx's lingering_timeout is 5 s (and lingering_time 30 s in all); a client that has sent
 # its body gets our answer long before either. The byte bound keeps a fast sender from
@@ -134,8 +163,62 @@ class EarlyAnswerServerConnection(HTTP1ServerConnection):
 
 
 class EarlyAnswerHTTPServer(HTTPServer):
+    """Tornado's HTTPServer with EarlyAnswerServerConnection for each connection, and at
+    most ``max_connections`` of them open (None: no cap)."""
+
+    def initialize(self, *args: Any, max_connections: int | None = None,
+                   connections: ConnectionCounts | None = None, **kwargs: Any) -> None:
+        check_tornado_version()
+        super().initialize(*args, **kwargs)
+        self.max_connections = max_connections
+        self.connections = connections or ConnectionCounts()
+
     def handle_stream(self, stream: iostream.IOStream, address: tuple) -> None:
+        counts = self.connections
+        if self.max_connections is not None and counts.open >= self.max_connections:
+            # Accepted only to be closed: the descriptor is free again at once.
+            counts.refused += 1
+            stream.close()
+            return
+        counts.open += 1
+        self._start_serving(stream, address)
+
+    def on_close(self, server_conn: object) -> None:
+        super().on_close(server_conn)
+        self.connections.open -= 1
+
+    def _start_serving(self, stream: iostream.IOStream, address: tuple) -> None:
         context = _HTTPRequestContext(stream, address, self.protocol, self.trusted_downstream)
         conn = EarlyAnswerServerConnection(stream, self.conn_params, context)
         self._connections.add(conn)
         conn.start_serving(self)
+
+
+def check_tornado_version(installed: str | None = None) -> None:
+    """Refuses, with both versions named, a Tornado this module was not checked against."""
+    installed = installed or tornado.version
+    if installed != VALIDATED_TORNADO:
+        raise ConfigError(
+            f"the HTTP server needs tornado=={VALIDATED_TORNADO} (pinned in requirements.txt), but {installed} "
+            f"is installed: run `pip install -r requirements.txt`, or re-check server/connection.py against "
+            f"{installed} and move VALIDATED_TORNADO and the pin")
+
+
+@dataclasses.dataclass(frozen=True)
+class Copied:
+    """A function of ours that is a copy of one of Tornado's, with these edits (each an
+    (original, ours) pair of text, applied to the original's normalised source)."""
+
+    ours: Callable
+    theirs: Callable
+    edits: tuple[tuple[str, str], ...]
+
+
+COPIED_FROM_TORNADO = (
+    Copied(EarlyAnswerServerConnection._server_request_loop, HTTP1ServerConnection._server_request_loop,
+           (("HTTP1Connection(", "EarlyAnswerConnection("),
+            # After a lingering close the stream is closed while the answer was complete.
+            ("if not ret:", "if not ret or self.stream.closed():"))),
+    Copied(EarlyAnswerHTTPServer._start_serving, HTTPServer.handle_stream,
+           (("HTTP1ServerConnection(", "EarlyAnswerServerConnection("),)),
+)

@@ -87,7 +87,8 @@ class AccessLog:
     Like nginx's buffered ``access_log``, it skips the general machinery: each line is
     formatted straight from the request (no LogRecord, no formatter pass over the
     record's attributes) and the lines of one event-loop turn go out in one write.
-    Through the logging module the line cost ~10% of a /dashboard request. The
+    Through the logging module the line was a sizeable share of a /dashboard request
+    (bench/README.md). The
     ``app.access`` logger's level still decides whether lines are written; ``flush()``
     writes what is pending (the server calls it as it stops)."""
 

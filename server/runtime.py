@@ -7,8 +7,8 @@ import gc
 # CPython collects its youngest generation every 700 container allocations, and every so
 # often all three, walking every object the process holds. Under load that is hundreds of
 # collections a second, and the full ones grow with what the process keeps (the embedded
-# store's documents, caches): they showed as 30-40 ms p99 latencies of PUT progress and of
-# /dashboard during the login storm (bench/README.md). Almost everything here is freed by
+# store's documents, caches): they showed as long p99 latencies of PUT progress and of
+# /dashboard during the login storm (figures: bench/README.md). Almost everything here is freed by
 # reference counting the moment it is done with, so collecting less often costs little memory.
 GC_THRESHOLDS = (50_000, 20, 100)
 

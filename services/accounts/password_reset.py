@@ -23,6 +23,7 @@ from services.accounts.throttle import PasswordResetThrottle
 from services.accounts.users import UserStore
 from services.common import validation
 from services.common.clock import as_utc, utcnow
+from services.common.datastore import Database
 from services.common.errors import FeatureUnavailable, NotAuthenticated
 
 log = logging.getLogger("app.accounts")
@@ -34,7 +35,6 @@ MAIL_QUEUE_SIZE = 200
 INVALID_TOKEN = "This password reset link is invalid, has expired or was already used. " \
     "Please ask for a new one."  # noqa: S105 - a message
 UNAVAILABLE = "Password reset is not available."
-ACCEPTED = "If an account uses this email, a message with a link to reset its password is on its way."
 
 
 def _hash(token: str) -> str:
@@ -44,7 +44,7 @@ def _hash(token: str) -> str:
 class ResetTokenStore:
     """Outstanding reset tokens; one of the account's user data owners."""
 
-    def __init__(self, db, ttl_seconds: int):
+    def __init__(self, db: Database, ttl_seconds: int):
         self._tokens = db["password_reset_tokens"]
         self._ttl = dt.timedelta(seconds=ttl_seconds)
 
@@ -87,7 +87,8 @@ class PasswordResets:
         self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=MAIL_QUEUE_SIZE)
         self._worker: asyncio.Task | None = None
 
-    async def request(self, body, client_address: str | None) -> str:
+    async def request(self, body, client_address: str | None) -> None:
+        """Accepted whether or not the email has an account: the work is queued."""
         if self._mailer is None:
             raise FeatureUnavailable(UNAVAILABLE)
         email = validation.validated(validation.RESET_REQUEST, body)["email"]
@@ -98,7 +99,6 @@ class PasswordResets:
             log.warning("password reset queue full: a request was dropped")
         else:
             self._start_worker()
-        return ACCEPTED
 
     async def confirm(self, body) -> None:
         fields = validation.validated(validation.RESET_CONFIRM, body)

@@ -28,6 +28,7 @@ from pymongo import ReturnDocument
 
 from services.accounts.sessions import Principal
 from services.common.clock import as_utc, utcnow
+from services.common.datastore import Database
 
 TOKEN_BYTES = 32  # 256 bits
 SUCCESSOR_LABEL = b"video-app.refresh-successor.v1:"
@@ -63,7 +64,7 @@ class RefreshTokenReplayed(Exception):
 
 
 class RefreshTokenStore:
-    def __init__(self, db, *, ttl_seconds: int, grace_seconds: float, signing_keys: tuple[str, ...]):
+    def __init__(self, db: Database, *, ttl_seconds: int, grace_seconds: float, signing_keys: tuple[str, ...]):
         self._tokens = db["refresh_tokens"]
         self._ttl = dt.timedelta(seconds=ttl_seconds)
         self._grace = dt.timedelta(seconds=grace_seconds)

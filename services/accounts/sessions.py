@@ -15,6 +15,7 @@ import time
 import jwt
 
 from services.common.clock import as_utc, isoformat, utcnow
+from services.common.datastore import Database
 from services.common.errors import NotAuthenticated
 from services.common.tokens import VerifiedTokens
 
@@ -41,7 +42,7 @@ class Principal:
 class SessionStore:
     """Login sessions. Also one of the account's user data owners (deletion ends them all)."""
 
-    def __init__(self, db, ttl_seconds: int):
+    def __init__(self, db: Database, ttl_seconds: int):
         self._sessions = db["sessions"]
         self._ttl = dt.timedelta(seconds=ttl_seconds)
 

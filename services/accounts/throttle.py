@@ -11,6 +11,7 @@ reset requests per email and per address, are counted alike.
 from __future__ import annotations
 
 from services.accounts.ratelimit import FixedWindowLimiter
+from services.common.datastore import Database
 
 LOCKED_OUT = "Too many failed login attempts. Please wait a few minutes and try again."
 COLLECTION = "login_failures"
@@ -44,7 +45,7 @@ class LoginThrottle(_PerSubjectAndAddress):
     """Password checks (login, and the password-confirmed account changes), counted before
     the password is checked."""
 
-    def __init__(self, db, *, max_per_account: int, max_per_address: int, window_seconds: int):
+    def __init__(self, db: Database, *, max_per_account: int, max_per_address: int, window_seconds: int):
         super().__init__(db[COLLECTION], kind="account", max_per_subject=max_per_account,
                          max_per_address=max_per_address, window_seconds=window_seconds, message=LOCKED_OUT)
 
@@ -67,7 +68,7 @@ class SignupThrottle:
     """Sign-ups per client address, counted before the password is hashed: each costs a
     bcrypt hash, so one client must not be able to queue an unbounded number of them."""
 
-    def __init__(self, db, *, max_per_address: int, window_seconds: int):
+    def __init__(self, db: Database, *, max_per_address: int, window_seconds: int):
         self._per_address = FixedWindowLimiter(
             db["signup_attempts"], limit=max_per_address, window_seconds=window_seconds,
             message="Too many sign-ups from this network. Please wait a while and try again.")
@@ -84,7 +85,7 @@ class PasswordResetThrottle(_PerSubjectAndAddress):
     """Reset requests per email (each may send a mail to it) and per client address.
     Unknown emails count like known ones, so the answers tell nothing about accounts."""
 
-    def __init__(self, db, *, max_per_email: int, max_per_address: int, window_seconds: int):
+    def __init__(self, db: Database, *, max_per_email: int, max_per_address: int, window_seconds: int):
         super().__init__(db["password_reset_requests"], kind="email", max_per_subject=max_per_email,
                          max_per_address=max_per_address, window_seconds=window_seconds,
                          message="Too many password reset requests. Please wait a while and try again.")

@@ -6,6 +6,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.accounts.passwords import PasswordHasher
 from services.common.clock import isoformat, utcnow
+from services.common.datastore import Database
 from services.common.errors import Conflict, NotFound
 from services.common.ids import parse_object_id
 
@@ -19,7 +20,7 @@ def public_user(doc: dict, with_created_at: bool = False) -> dict:
 
 
 class UserStore:
-    def __init__(self, db, hasher: PasswordHasher):
+    def __init__(self, db: Database, hasher: PasswordHasher):
         self._users = db["users"]
         self._hasher = hasher
 

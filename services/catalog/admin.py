@@ -3,13 +3,14 @@ videos, and play statistics. The one place a YouTube id is shown."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from schema import And, Optional, Schema
 
 from services.accounts.sessions import Principal
 from services.accounts.users import UserStore
-from services.catalog.cursors import CursorCodec, parse_limit
+from services.catalog.cursors import CursorCodec, Page, parse_limit
 from services.catalog.plays import PlayStore, parse_days
 from services.catalog.videos import VideoCatalog
 from services.catalog.youtube import parse_youtube_id
@@ -25,6 +26,13 @@ THUMBNAIL_URL = "https://i.ytimg.com/vi/{youtube_id}/hqdefault.jpg"
 NOT_ADMIN = "This needs an operator account."
 
 
+class PlayStats(NamedTuple):
+    """Plays per video over the last ``days`` whole UTC days, most played first."""
+
+    days: int
+    videos: list[dict]
+
+
 def _https_url(value) -> bool:
     # A URI (RFC 3986) is printable ASCII: an app hands it to an image loader as it is.
     if not isinstance(value, str) or len(value) > MAX_URL_CHARS or not (value.isascii() and value.isprintable()) \
@@ -37,12 +45,12 @@ def _https_url(value) -> bool:
         return False
 
 
-TITLE = And(str, lambda v: 0 < len(v.strip()) <= MAX_TITLE_CHARS,
+TITLE: And[Schema] = And(str, lambda v: 0 < len(v.strip()) <= MAX_TITLE_CHARS,
             error=f"title must be a non-empty text of at most {MAX_TITLE_CHARS} characters.")
-DESCRIPTION = And(str, lambda v: len(v) <= MAX_DESCRIPTION_CHARS,
+DESCRIPTION: And[Schema] = And(str, lambda v: len(v) <= MAX_DESCRIPTION_CHARS,
                   error=f"description must be a text of at most {MAX_DESCRIPTION_CHARS} characters.")
-THUMBNAIL = And(_https_url, error="thumbnail_url must be an https:// URL.")
-IS_ACTIVE = And(bool, error="is_active must be true or false.")
+THUMBNAIL: And[Schema] = And(_https_url, error="thumbnail_url must be an https:// URL.")
+IS_ACTIVE: And[Schema] = And(bool, error="is_active must be true or false.")
 EDITABLE = {"title": TITLE, "description": DESCRIPTION, "thumbnail_url": THUMBNAIL, "is_active": IS_ACTIVE}
 NEW_VIDEO = Schema({"youtube": object, "title": TITLE, **{Optional(k): v for k, v in EDITABLE.items() if k != "title"}})
 VIDEO_CHANGES = Schema({Optional(k): v for k, v in EDITABLE.items()})
@@ -96,7 +104,7 @@ class CatalogAdmin:
         if user.get("email") not in self._admin_emails:
             raise Forbidden(NOT_ADMIN)
 
-    async def videos(self, *, limit: str | None, cursor: str | None, active: str | None) -> dict:
+    async def videos(self, *, limit: str | None, cursor: str | None, active: str | None) -> Page:
         page_size = parse_limit(limit)
         after = self._cursors.decode(ADMIN_CURSOR, cursor)
         if active not in (None, "true", "false"):
@@ -104,9 +112,10 @@ class CatalogAdmin:
         only = None if active is None else active == "true"
         videos, next_cursor = self._cursors.page(
             ADMIN_CURSOR, await self._catalog.page(page_size + 1, after, active=only, public=False), page_size)
-        return {"videos": [admin_video(video) for video in videos], "next_cursor": next_cursor}
+        return Page([admin_video(video) for video in videos], next_cursor)
 
     async def add(self, body) -> dict:
+        """The new video, as admins see it (``admin_video``)."""
         fields = _validated(NEW_VIDEO, body)
         youtube_id = parse_youtube_id(fields["youtube"])
         video = {
@@ -116,7 +125,7 @@ class CatalogAdmin:
             "thumbnail_url": fields.get("thumbnail_url") or THUMBNAIL_URL.format(youtube_id=youtube_id),
             "is_active": fields.get("is_active", True),
         }
-        return {"video": admin_video(await self._catalog.create(video))}
+        return admin_video(await self._catalog.create(video))
 
     async def edit(self, video_id: str, body) -> dict:
         changes = _validated(VIDEO_CHANGES, body)
@@ -127,13 +136,12 @@ class CatalogAdmin:
         video = await self._catalog.update(video_id, changes)
         if video is None:
             raise NotFound("Video not found.")
-        return {"video": admin_video(video)}
+        return admin_video(video)
 
-    async def remove(self, video_id: str) -> dict:
+    async def remove(self, video_id: str) -> None:
         if not await self._catalog.delete(video_id):
             raise NotFound("Video not found.")
-        return {"message": "Video deleted."}
 
-    async def stats(self, days: str | None) -> dict:
+    async def stats(self, days: str | None) -> PlayStats:
         span = parse_days(days)
-        return {"days": span, "videos": await self._plays.stats(span)}
+        return PlayStats(span, await self._plays.stats(span))

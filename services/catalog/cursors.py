@@ -9,6 +9,7 @@ operator into a query: a cursor that does not verify is a 400.
 from __future__ import annotations
 
 import datetime as dt
+from typing import NamedTuple
 
 from itsdangerous import BadData, URLSafeSerializer
 
@@ -45,6 +46,14 @@ def after_key(field: str, moment: dt.datetime, object_id, descending: bool = Fal
     return {"$or": [{field: {op: moment}}, {field: moment, "_id": {op: object_id}}]}
 
 
+class Page(NamedTuple):
+    """One page of a list: its items and the cursor of the next page (None: the end).
+    The handler names the list in the answer (``{"videos": [...], "next_cursor": ...}``)."""
+
+    items: list[dict]
+    next_cursor: str | None
+
+
 class CursorCodec:
     """Each list has its own ``kind``, so one list's cursor is refused by another.
     ``signing_keys`` newest first, as for the other tokens: the newest signs, all verify."""
@@ -56,14 +65,14 @@ class CursorCodec:
         moment = as_utc(moment)
         return self._serializer.dumps([kind, moment.isoformat(), str(object_id)])
 
-    def page(self, kind: str, items: list[dict], limit: int) -> tuple[list[dict], str | None]:
+    def page(self, kind: str, items: list[dict], limit: int) -> Page:
         """``items`` (in ``created_at`` order) read with one more than ``limit``: the page,
         and the cursor after its last item if that extra one showed there is more (None
         otherwise)."""
         if len(items) <= limit:
-            return items, None
+            return Page(items, None)
         items = items[:limit]
-        return items, self.encode(kind, items[-1]["created_at"], items[-1]["_id"])
+        return Page(items, self.encode(kind, items[-1]["created_at"], items[-1]["_id"]))
 
     def decode(self, kind: str, cursor: str | None):
         """``(moment, ObjectId)`` of a cursor of this kind, None for no cursor."""

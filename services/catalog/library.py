@@ -7,7 +7,7 @@ playback token for the caller; inactive and deleted videos never appear.
 from __future__ import annotations
 
 from services.accounts.sessions import Principal
-from services.catalog.cursors import CursorCodec, parse_limit
+from services.catalog.cursors import CursorCodec, Page, parse_limit
 from services.catalog.playback import Playback
 from services.catalog.progress import WatchHistory, validated_progress
 from services.catalog.videos import VideoCatalog, title_words
@@ -40,20 +40,21 @@ class Library:
         self._cursors = cursors
 
     async def browse(self, principal: Principal, base_url: str, *, limit: str | None, cursor: str | None,
-                     q: str | None) -> dict:
+                     q: str | None) -> Page:
         page_size = parse_limit(limit)
         after = self._cursors.decode(VIDEOS_CURSOR, cursor)
         words = self._search_words(q)
         # One more than the page: whether it exists says whether there is a next page.
         videos, next_cursor = self._cursors.page(
             VIDEOS_CURSOR, await self._catalog.page(page_size + 1, after, active=True, words=words), page_size)
-        return {"videos": self._playback.items(videos, principal, base_url), "next_cursor": next_cursor}
+        return Page(self._playback.items(videos, principal, base_url), next_cursor)
 
     async def video(self, principal: Principal, base_url: str, video_id: str) -> dict:
+        """The video as a dashboard item."""
         video = await self._catalog.get(video_id)
         if video is None or not video.get("is_active"):
             raise NotFound("Video not found.")
-        return {"video": self._playback.items([video], principal, base_url)[0]}
+        return self._playback.items([video], principal, base_url)[0]
 
     async def save_progress(self, principal: Principal, video_id: str, body) -> dict:
         video = await self._catalog.get(video_id)
@@ -65,7 +66,7 @@ class Library:
         return _progress_fields(await self._history.save(principal.user_id, video["_id"], position, duration))
 
     async def history(self, principal: Principal, base_url: str, *, limit: str | None,
-                      cursor: str | None) -> dict:
+                      cursor: str | None) -> Page:
         page_size = parse_limit(limit)
         after = self._cursors.decode(HISTORY_CURSOR, cursor)
         kept: list[tuple[dict, dict]] = []  # (entry, video)
@@ -85,14 +86,14 @@ class Library:
         # the last entry read.
         return self._history_page(kept, principal, base_url, more=True, resume=after)
 
-    def _history_page(self, kept, principal: Principal, base_url: str, *, more: bool, resume=None) -> dict:
+    def _history_page(self, kept, principal: Principal, base_url: str, *, more: bool, resume=None) -> Page:
         items = self._playback.items([video for _, video in kept], principal, base_url)
         history = [{"video": item, **_progress_fields(entry)} for (entry, _), item in zip(kept, items, strict=True)]
         next_cursor = None
         if more:
             position = resume or (kept[-1][0]["updated_at"], kept[-1][0]["_id"])
             next_cursor = self._cursors.encode(HISTORY_CURSOR, *position)
-        return {"history": history, "next_cursor": next_cursor}
+        return Page(history, next_cursor)
 
     @staticmethod
     def _search_words(q: str | None) -> list[str] | None:

@@ -72,7 +72,7 @@ class PlaybackSigner:
     def verify(self, token: str) -> PlaybackGrant:
         return self._verified.verify(token)
 
-    def _is_current(self, signed_at: int, now: float) -> bool:
+    def _is_current(self, signed_at: float, now: float) -> bool:
         """A cached verification stays good only while the token itself is: the same age
         test itsdangerous makes, in whole seconds."""
         return 0 <= int(now) - signed_at <= self._max_age
@@ -143,9 +143,10 @@ class Playback:
                          caller: Principal | None) -> tuple[dict, PlaybackGrant]:
         if not token or not isinstance(token, str):
             raise InvalidInput("A playback token is required: use the playback_token from the dashboard.")
-        video_id = canonical_video_id(video_id)  # the same video in upper or lower case
-        if video_id is None:
+        canonical = canonical_video_id(video_id)  # the same video in upper or lower case
+        if canonical is None:
             raise NotFound("Video not found.")
+        video_id = canonical
         grant = self._signer.verify(token)
         if canonical_video_id(grant.video_id) != video_id:
             raise Forbidden("This playback link is for another video.")

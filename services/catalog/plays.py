@@ -23,6 +23,7 @@ from pymongo.errors import PyMongoError
 from services.catalog.cursors import parse_whole_number
 from services.catalog.videos import VideoCatalog
 from services.common.clock import utcnow
+from services.common.datastore import Database
 from services.common.errors import DatabaseUnavailable
 
 log = logging.getLogger("app.plays")
@@ -36,7 +37,7 @@ def parse_days(text: str | None) -> int:
 
 
 class PlayStore:
-    def __init__(self, db, catalog: VideoCatalog, *, buffer_size: int, flush_seconds: float):
+    def __init__(self, db: Database, catalog: VideoCatalog, *, buffer_size: int, flush_seconds: float):
         self._plays = db["plays"]
         self._catalog = catalog
         self._buffer: collections.deque[dict] = collections.deque()

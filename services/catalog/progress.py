@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+from typing import TypeGuard
 
+from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 from schema import And, Schema
@@ -11,13 +14,14 @@ from schema import And, Schema
 from services.catalog.cursors import after_key
 from services.common import validation
 from services.common.clock import stored_now
+from services.common.datastore import Database
 from services.common.errors import InvalidInput
 
 COMPLETED_FRACTION = 0.95
 HISTORY_ORDER = [("updated_at", DESCENDING), ("_id", DESCENDING)]
 
 
-def _seconds(value) -> bool:
+def _seconds(value: object) -> TypeGuard[float]:
     """A finite, non-negative JSON number (true and false are not numbers)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
@@ -27,7 +31,7 @@ def _seconds(value) -> bool:
         return False
 
 
-def _duration(value) -> bool:
+def _duration(value: object) -> TypeGuard[float]:
     return _seconds(value) and value > 0
 
 
@@ -41,8 +45,8 @@ def validated_progress(body) -> tuple[float, float]:
     # Players report their position as they play (every 30 s in bench/README.md's capacity
     # plan): progress is the API's most frequent request. A well-formed body is recognised
     # by PROGRESS's own predicates, without schema's walk over the dict and the sub-schemas
-    # it builds on every call (17 µs, against 0.4 µs); any other goes through PROGRESS, for
-    # its message. tests/catalog/test_catalog_services.py holds the two paths to one answer.
+    # it builds on every call (far slower: bench/README.md); any other goes through PROGRESS,
+    # for its message. tests/catalog/test_catalog_services.py holds the two paths to one answer.
     if isinstance(body, dict) and _seconds(position := body.get("position_seconds")) \
             and _duration(duration := body.get("duration_seconds")):
         position, duration = float(position), float(duration)
@@ -55,7 +59,7 @@ def validated_progress(body) -> tuple[float, float]:
 
 
 class WatchHistory:
-    def __init__(self, db):
+    def __init__(self, db: Database):
         self._history = db["watch_history"]
 
     async def ensure_indexes(self) -> None:
@@ -79,7 +83,7 @@ class WatchHistory:
             await self._history.update_one(key, {"$set": fields})
         return fields
 
-    async def page(self, user_id: str, limit: int, after=None) -> list[dict]:
+    async def page(self, user_id: str, limit: int, after: tuple[dt.datetime, ObjectId] | None = None) -> list[dict]:
         """Up to ``limit`` entries, most recently updated first, strictly after ``after``."""
         query: dict = {"user_id": user_id}
         if after is not None:

@@ -10,6 +10,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.catalog.cursors import after_key
 from services.common.clock import stored_now, utcnow
+from services.common.datastore import Database
 from services.common.errors import Conflict
 from services.common.ids import parse_object_id
 
@@ -44,7 +45,7 @@ class VideoCatalog:
     by id (what playback checks) always read the database, so a video made inactive is
     refused at once everywhere."""
 
-    def __init__(self, db, cache_seconds: float = 0):
+    def __init__(self, db: Database, cache_seconds: float = 0):
         self._videos = db["videos"]
         self._cache_seconds = cache_seconds
         self._cached: tuple[float, int, list[dict]] | None = None  # (read at, limit, videos)

@@ -7,15 +7,16 @@ errors become ``DatabaseUnavailable`` here, once, so that nothing above the data
 every cursor those return (``find().sort().limit()``, ``to_list``, ``async for``) is
 wrapped the same way, so a store cannot reach the driver around it. The wrappers are
 built once per collection and method (cached on first use), so a call costs one extra
-frame: on the services of /dashboard and /stream (in-process, best of 5 runs) 0.1-0.4 µs
-a request out of 9-12 µs, where the whole HTTP request takes 150-250 µs. Errors that
+frame, a small share of a request (figures: bench/README.md). Errors that
 mean "the database refused this" (``DuplicateKeyError``...) pass through unchanged:
 the stores handle those themselves.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from inspect import isawaitable, iscoroutinefunction
+from typing import Any, Protocol
 
 from pymongo import errors as mongo_errors
 
@@ -61,25 +62,45 @@ async def _awaited(awaitable):
     return _maybe_cursor(result)
 
 
-def _guard_method(method):
+class Database(Protocol):
+    """What every store is given (server/app.py ``build_services``): the database, guarded,
+    whose collections are taken by name (``db["users"]``). A collection has the driver's
+    methods (Motor's, PyMongo's async client's or mongomock-motor's: typed loosely, as Any,
+    since three drivers stand behind it)."""
+
+    def __getitem__(self, name: str) -> Any: ...
+
+    async def command(self, command: str) -> Any: ...
+
+
+class Store(Protocol):
+    """A store: it declares the indexes its queries need (every store has one)."""
+
+    async def ensure_indexes(self) -> None: ...
+
+
+def _guard_method(method: Callable[..., Any]) -> Callable[..., Any]:
+    call: Any
     if iscoroutinefunction(method):  # mongomock-motor's and PyMongo's: one frame fewer
 
-        async def call(*args, **kwargs):
+        async def guarded_coroutine(*args: Any, **kwargs: Any) -> Any:
             try:
                 result = await method(*args, **kwargs)
             except DATABASE_DOWN_ERRORS as error:
                 raise DatabaseUnavailable() from error
             return _maybe_cursor(result)
 
+        call = guarded_coroutine
     else:  # Motor's methods return futures; find() and a cursor's chained methods, cursors
 
-        def call(*args, **kwargs):
+        def guarded_call(*args: Any, **kwargs: Any) -> Any:
             try:
                 result = method(*args, **kwargs)
             except DATABASE_DOWN_ERRORS as error:
                 raise DatabaseUnavailable() from error
             return _awaited(result) if isawaitable(result) else _maybe_cursor(result)
 
+        call = guarded_call
     call.__wrapped__ = method
     return call
 
@@ -120,7 +141,7 @@ class _Cursor(_Guarded):
 
     def __init__(self, target):
         super().__init__(target)
-        self._iterator = None
+        self._iterator: Any = None
 
     def __aiter__(self):
         self._iterator = self._target.__aiter__()

@@ -40,15 +40,15 @@ def _password_fits(value: str) -> bool:
     return MIN_PASSWORD_BYTES <= len(value.encode("utf-8")) <= MAX_PASSWORD_BYTES
 
 
-NAME = And(
-    str, Use(str.strip), lambda v: 0 < len(v) <= MAX_NAME_CHARS,
+NAME: And[Schema] = And(
+    str, Use(str.strip), lambda v: 0 < len(v) <= MAX_NAME_CHARS,  # type: ignore[arg-type]  # schema's types omit Use
     error=f"Name must be a non-empty text of at most {MAX_NAME_CHARS} characters.",
 )
-EMAIL = And(
-    str, Use(normalize_email), str,
+EMAIL: And[Schema] = And(
+    str, Use(normalize_email), str,  # type: ignore[arg-type]  # schema's types omit Use
     error="Email must be a valid email address, such as name@example.com.",
 )
-PASSWORD = And(
+PASSWORD: And[Schema] = And(
     str, _password_fits,
     error=f"Password must be text of {MIN_PASSWORD_BYTES} to {MAX_PASSWORD_BYTES} bytes "
           f"(up to {MAX_PASSWORD_BYTES} plain letters, fewer with accents or emoji).",
@@ -72,7 +72,7 @@ LOGIN = Schema({"email": EMAIL, "password": PASSWORD}, ignore_extra_keys=True)
 # Opaque tokens we issue are 43 characters; the bound keeps junk from being hashed
 # (but lets a mistaken JWT through, to be told it is not a refresh token).
 MAX_OPAQUE_TOKEN_CHARS = 1000
-OPAQUE_TOKEN = And(str, lambda v: 0 < len(v) <= MAX_OPAQUE_TOKEN_CHARS,
+OPAQUE_TOKEN: And[Schema] = And(str, lambda v: 0 < len(v) <= MAX_OPAQUE_TOKEN_CHARS,
                    error="The token must be the text this service issued.")
 LOGOUT_SCOPES = ("current", "others", "all")
 REFRESH = Schema({"refresh_token": OPAQUE_TOKEN}, ignore_extra_keys=True)
@@ -80,9 +80,9 @@ LOGOUT = Schema({Optional("scope"): And(str, lambda v: v in LOGOUT_SCOPES,
                                         error="scope must be one of: current, others, all.")},
                 ignore_extra_keys=True)
 # A wrong current password is a 401, so any text is accepted here, however it is shaped.
-CURRENT_PASSWORD = And(str, lambda v: 0 < len(v.encode("utf-8")) <= MAX_PASSWORD_BYTES,
+CURRENT_PASSWORD: And[Schema] = And(str, lambda v: 0 < len(v.encode("utf-8")) <= MAX_PASSWORD_BYTES,
                        error="Your current password must be the text you log in with.")
-NEW_PASSWORD = And(
+NEW_PASSWORD: And[Schema] = And(
     str, _password_fits,
     error=f"The new password must be text of {MIN_PASSWORD_BYTES} to {MAX_PASSWORD_BYTES} bytes "
           f"(up to {MAX_PASSWORD_BYTES} plain letters, fewer with accents or emoji).",
@@ -93,10 +93,11 @@ PASSWORD_CHANGE = Schema({"current_password": CURRENT_PASSWORD, "new_password": 
 # keeps junk from being parsed. The nonce is the app's own random text.
 MAX_ID_TOKEN_CHARS = 4096
 MAX_NONCE_CHARS = 512
-ID_TOKEN = And(str, lambda v: 0 < len(v) <= MAX_ID_TOKEN_CHARS,
-               error="id_token must be the ID token the app got from the provider.")
-NONCE = And(str, lambda v: 0 < len(v) <= MAX_NONCE_CHARS,
-            error=f"nonce must be the text the app sent to the provider (at most {MAX_NONCE_CHARS} characters).")
+ID_TOKEN: And[Schema] = And(str, lambda v: 0 < len(v) <= MAX_ID_TOKEN_CHARS,
+                             error="id_token must be the ID token the app got from the provider.")
+NONCE: And[Schema] = And(
+    str, lambda v: 0 < len(v) <= MAX_NONCE_CHARS,
+    error=f"nonce must be the text the app sent to the provider (at most {MAX_NONCE_CHARS} characters).")
 OAUTH_SIGN_IN = Schema({"id_token": ID_TOKEN, Optional("nonce"): NONCE}, ignore_extra_keys=True)
 # Apple gives the app the person's name on the first sign-in only, never in the token.
 APPLE_SIGN_IN = Schema({"id_token": ID_TOKEN, Optional("nonce"): NONCE, Optional("name"): NAME},

@@ -8,7 +8,7 @@ from bson import ObjectId
 
 from services.catalog.playback import PLAYBACK_SALT
 from services.catalog.videos import embed_url
-from tests.support import TEST_SECRET, query_token
+from tests.support import SEEDED, TEST_SECRET, query_token
 
 EMBED_SHAPE = "https://www.youtube-nocookie.com/embed/{}?autoplay=0&controls=1&playsinline=1&enablejsapi=1"
 
@@ -44,21 +44,22 @@ async def test_dashboard_lists_the_first_two_active_videos_with_playback_links(a
 
 @pytest.mark.gen_test
 async def test_dashboard_skips_inactive_videos_and_keeps_a_stable_order(api, services, database):
+    # Every seeded video but the second withdrawn, then one added: the dashboard's two.
+    await database["videos"].update_many({"youtube_id": {"$ne": "UF8uR6Z6KLc"}}, {"$set": {"is_active": False}})
     await services.catalog.upsert({"youtube_id": "AAAAAAAAAAA", "title": "Third", "description": "",
                                    "thumbnail_url": "", "is_active": True})
-    await database["videos"].update_one({"youtube_id": "CBYhVcO4WgI"}, {"$set": {"is_active": False}})
     token = await api.user()
     first = [v["title"] for v in await api.dashboard(token)]
     assert first == ["Steve Jobs Stanford Commencement Address", "Third"]
     assert [v["title"] for v in await api.dashboard(token)] == first
 
 
-@pytest.mark.parametrize("config_overrides", [{"dashboard_video_count": 3}])
+@pytest.mark.parametrize("config_overrides", [{"dashboard_video_count": SEEDED + 1}])
 @pytest.mark.gen_test
 async def test_dashboard_count_comes_from_configuration(api, services, config_overrides):
     await services.catalog.upsert({"youtube_id": "AAAAAAAAAAA", "title": "Third", "description": "",
                                    "thumbnail_url": "", "is_active": True})
-    assert len(await api.dashboard(await api.user())) == 3
+    assert len(await api.dashboard(await api.user())) == SEEDED + 1
 
 
 @pytest.mark.parametrize("config_overrides", [{"public_base_url": "https://api.example.com/"}])
