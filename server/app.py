@@ -15,6 +15,12 @@ from handlers.admin import AdminStatsHandler, AdminVideoHandler, AdminVideosHand
 from handlers.base import NotFoundHandler
 from handlers.health import LivenessHandler, ReadinessHandler, RootHandler
 from handlers.library import HistoryHandler, ProgressHandler, VideoHandler, VideosHandler
+from handlers.mailboxes import (
+    EmailChangeConfirmHandler,
+    EmailChangeHandler,
+    VerifyEmailConfirmHandler,
+    VerifyEmailHandler,
+)
 from handlers.openapi import OpenApiHandler
 from handlers.operations import DOCS_ASSET_PATTERN, DocsAssetHandler, DocsHandler, MetricsHandler
 from handlers.playback import DashboardHandler, PlayHandler, StreamHandler
@@ -32,11 +38,14 @@ from server.logs import AccessLog
 from server.metrics import Metrics
 from services.accounts.account_deletion import AccountDeletion
 from services.accounts.accounts import Accounts
+from services.accounts.identity import Identity
+from services.accounts.mail_tokens import MailTokenStore
+from services.accounts.mailboxes import Mailboxes
 from services.accounts.password_reset import PasswordResets, ResetTokenStore
 from services.accounts.passwords import PasswordHasher
 from services.accounts.refresh_tokens import RefreshTokenStore
 from services.accounts.sessions import AuthTokenCodec, SessionStore
-from services.accounts.throttle import LoginThrottle, PasswordResetThrottle, SignupThrottle
+from services.accounts.throttle import LoginThrottle, MailRequestThrottle, PasswordResetThrottle, SignupThrottle
 from services.accounts.users import UserStore
 from services.catalog.admin import CatalogAdmin
 from services.catalog.cursors import CursorCodec
@@ -48,7 +57,7 @@ from services.catalog.videos import VideoCatalog
 from services.common.datastore import guarded
 from services.common.durability import DurableDatabase
 from services.common.health import DatabaseHealth
-from services.common.mail import LogMailer, SmtpMailer, parse_smtp_url
+from services.common.mail import FileMailer, Mailer, Outbox, SmtpMailer, parse_smtp_url
 
 VIDEO_ID = r"(?P<video_id>[^/]+)"
 
@@ -68,6 +77,10 @@ ROUTES = [
     (r"/auth/password", PasswordHandler),
     (r"/auth/password-reset", PasswordResetHandler),
     (r"/auth/password-reset/confirm", PasswordResetConfirmHandler),
+    (r"/auth/verify-email", VerifyEmailHandler),
+    (r"/auth/verify-email/confirm", VerifyEmailConfirmHandler),
+    (r"/auth/email", EmailChangeHandler),
+    (r"/auth/email/confirm", EmailChangeConfirmHandler),
     (r"/", RootHandler),
     (r"/healthz", LivenessHandler),
     (r"/readyz", ReadinessHandler),
@@ -94,6 +107,7 @@ class Services:
 
     accounts: Accounts
     password_reset: PasswordResets
+    mailboxes: Mailboxes
     playback: Playback
     library: Library
     admin: CatalogAdmin
@@ -137,16 +151,32 @@ def build_services(config: Config, db, executor: Executor) -> Services:
     reset_throttle = PasswordResetThrottle(
         durable_db, max_per_email=config.password_reset_max_per_email,
         max_per_address=config.password_reset_max_per_address, window_seconds=config.password_reset_window_seconds)
+    verification_tokens = MailTokenStore(durable_db, "email_verification_tokens",
+                                         ttl_seconds=config.email_verify_ttl_seconds)
+    change_tokens = MailTokenStore(durable_db, "email_change_tokens", ttl_seconds=config.email_verify_ttl_seconds)
+    mail_throttle = MailRequestThrottle(
+        durable_db, max_per_subject=config.password_reset_max_per_email,
+        max_per_address=config.password_reset_max_per_address, window_seconds=config.password_reset_window_seconds)
     plays = PlayStore(db, catalog, buffer_size=config.plays_buffer_size, flush_seconds=config.plays_flush_seconds)
     watch_history = WatchHistory(db)
     # Everything of a user that deletion removes, sessions first (so logins end first).
-    user_data_owners = [sessions, refresh_tokens, reset_tokens, watch_history, plays]
+    user_data_owners = [sessions, refresh_tokens, reset_tokens, verification_tokens, change_tokens,
+                        watch_history, plays]
+    mailer = _mailer(config)
+    identity = Identity(users, throttle)
+    mailboxes = Mailboxes(
+        users=users, identity=identity, verification_tokens=verification_tokens, change_tokens=change_tokens,
+        reset_tokens=reset_tokens, throttle=mail_throttle, outbox=Outbox(), mailer=mailer,
+        mail_from=config.mail_from, verify_url=config.email_verify_url, change_url=config.email_change_url,
+        ttl_seconds=config.email_verify_ttl_seconds,
+    )
     accounts = Accounts(users=users, sessions=sessions,
                         tokens=AuthTokenCodec(config.jwt_secrets, config.jwt_ttl_seconds),
-                        refresh_tokens=refresh_tokens, login_throttle=throttle, signup_throttle=signup_throttle,
-                        deletion=AccountDeletion(users, user_data_owners))
+                        refresh_tokens=refresh_tokens, identity=identity, signup_throttle=signup_throttle,
+                        deletion=AccountDeletion(users, user_data_owners), mailboxes=mailboxes,
+                        reset_tokens=reset_tokens, require_email_verification=config.require_email_verification)
     password_reset = PasswordResets(
-        users, reset_tokens, accounts.end_sessions, _mailer(config), throttle=reset_throttle,
+        users, reset_tokens, accounts.end_sessions, mailer, throttle=reset_throttle,
         mail_from=config.mail_from, reset_url=config.password_reset_url,
         ttl_seconds=config.password_reset_ttl_seconds,
     )
@@ -159,10 +189,11 @@ def build_services(config: Config, db, executor: Executor) -> Services:
     )
     cursors = CursorCodec(config.jwt_secrets)
     stores = (users, sessions, catalog, throttle, signup_throttle, refresh_tokens, reset_tokens,
-              reset_throttle, plays, watch_history)
+              reset_throttle, verification_tokens, change_tokens, mail_throttle, plays, watch_history)
     return Services(
         accounts=accounts,
         password_reset=password_reset,
+        mailboxes=mailboxes,
         playback=playback,
         library=Library(catalog, playback, watch_history, cursors),
         admin=CatalogAdmin(users, catalog, plays, cursors, config.admin_emails),
@@ -175,11 +206,12 @@ def build_services(config: Config, db, executor: Executor) -> Services:
     )
 
 
-def _mailer(config: Config):
-    """SMTP when configured; the log in development; none (reset unavailable) in production."""
+def _mailer(config: Config) -> Mailer | None:
+    """SMTP when configured; .eml files in MAIL_DIR in development; none in production
+    (reset and verification mails unavailable: see services/accounts/mailboxes.py)."""
     if config.smtp_url:
         return SmtpMailer(parse_smtp_url(config.smtp_url), config.smtp_timeout_seconds)
-    return None if config.is_production else LogMailer()
+    return None if config.is_production else FileMailer(config.mail_dir)
 
 
 class InFlight:

@@ -81,6 +81,13 @@ class Config:
     smtp_url: str = ""
     smtp_timeout_seconds: float = 10
     mail_from: str = "Video App <no-reply@example.com>"
+    # Proven mailboxes and change of address (services/accounts/mailboxes.py).
+    email_verify_url: str = "videoapp://verify?token={token}"
+    email_verify_ttl_seconds: int = 86400
+    email_change_url: str = "videoapp://change-email?token={token}"
+    require_email_verification: bool = False
+    # Development without SMTP_URL: each mail is written here as an .eml file.
+    mail_dir: str = ".mail"
 
     # Operators: the accounts with these emails may use /admin (normalised lower-case).
     admin_emails: tuple[str, ...] = ()
@@ -199,6 +206,11 @@ def _checked(config: Config, secret_was_given: bool, problems: list[str] | None 
             problems.append(f"{name.upper()} must not be negative{meaning}")
     if "{token}" not in config.password_reset_url:
         problems.append("PASSWORD_RESET_URL must contain {token}, where the reset token goes")
+    for name in ("email_verify_url", "email_change_url"):
+        if "{token}" not in getattr(config, name):
+            problems.append(f"{name.upper()} must contain {{token}}, where the token goes")
+    if not config.mail_dir and not config.smtp_url and not config.is_production:
+        problems.append("MAIL_DIR must name a directory for development mail (or set SMTP_URL)")
     if not config.mail_from:
         problems.append("MAIL_FROM must name the sender of the service's mail")
     if config.smtp_url:
@@ -230,7 +242,8 @@ _POSITIVE = ("port", "bcrypt_rounds", "jwt_ttl_seconds", "playback_ttl_seconds",
              "login_max_failures_per_address", "signup_max_per_address", "signup_window_seconds",
              "password_queue_limit", "refresh_ttl_seconds", "password_reset_ttl_seconds",
              "password_reset_max_per_email", "password_reset_max_per_address", "password_reset_window_seconds",
-             "smtp_timeout_seconds", "plays_buffer_size", "plays_flush_seconds", "listen_backlog")
+             "smtp_timeout_seconds", "email_verify_ttl_seconds", "plays_buffer_size", "plays_flush_seconds",
+             "listen_backlog")
 _NOT_NEGATIVE = {
     "bcrypt_threads": " (0: one per core)",
     "catalog_cache_seconds": "",

@@ -6,15 +6,19 @@ from __future__ import annotations
 import time
 
 from services.accounts.account_deletion import AccountDeletion
+from services.accounts.identity import Identity
+from services.accounts.mailboxes import Mailboxes
+from services.accounts.password_reset import ResetTokenStore
 from services.accounts.refresh_tokens import RefreshTokenReplayed, RefreshTokenStore
 from services.accounts.sessions import AuthTokenCodec, Principal, SessionStore
-from services.accounts.throttle import LoginThrottle, SignupThrottle
+from services.accounts.throttle import SignupThrottle
 from services.accounts.users import UserStore, public_user
 from services.common import validation
-from services.common.errors import NotAuthenticated, NotFound, Overloaded
+from services.common.errors import Conflict, Forbidden, NotAuthenticated, NotFound
 
 INVALID_CREDENTIALS = "Invalid email or password"
-WRONG_PASSWORD = "The password is not right."  # noqa: S105 - a message
+UNVERIFIED = "Please verify your email address first: open the link in the message we sent you, " \
+    "or ask for a new one."
 INVALID_REFRESH = "This refresh token is not valid. Please log in again."
 REFRESH_REPLAYED = "This refresh token was already used, so this login has been ended for safety. Please log in again."
 SESSION_ENDED = "This login has ended. Please log in again."
@@ -22,29 +26,47 @@ SESSION_ENDED = "This login has ended. Please log in again."
 
 class Accounts:
     def __init__(self, *, users: UserStore, sessions: SessionStore, tokens: AuthTokenCodec,
-                 refresh_tokens: RefreshTokenStore, login_throttle: LoginThrottle,
-                 signup_throttle: SignupThrottle, deletion: AccountDeletion):
+                 refresh_tokens: RefreshTokenStore, identity: Identity,
+                 signup_throttle: SignupThrottle, deletion: AccountDeletion, mailboxes: Mailboxes,
+                 reset_tokens: ResetTokenStore, require_email_verification: bool = False):
         self._users = users
         self._sessions = sessions
         self._tokens = tokens
-        self._throttle = login_throttle
+        self._identity = identity
         self._refresh = refresh_tokens
         self._deletion = deletion
         self._signup_throttle = signup_throttle
+        self._mailboxes = mailboxes
+        self._reset_tokens = reset_tokens
+        self._require_verification = require_email_verification
 
-    async def signup(self, body, client_address: str | None = None) -> str:
+    async def signup(self, body, client_address: str | None = None) -> str | None:
+        """The new account's id; with REQUIRE_EMAIL_VERIFICATION, None whether or not the
+        address was registered: either way one password is hashed and one mail goes out (a
+        verification, or a notice to the owner), so neither the answer nor its time tells."""
         fields = validation.validated(validation.SIGNUP, body)
         await self._signup_throttle.attempt(client_address)  # before the hash it would cost
-        return await self._users.create(fields["name"], fields["email"], fields["password"])
+        name, email = fields["name"], fields["email"]
+        try:
+            user_id = await self._users.create(name, email, fields["password"])
+        except Conflict:
+            if not self._require_verification:
+                raise
+            self._mailboxes.someone_signed_up_as(email)
+            return None
+        self._mailboxes.welcome(user_id, name, email)
+        return None if self._require_verification else user_id
 
     async def login(self, body, client_address: str | None, user_agent: str = "") -> dict:
         fields = validation.validated(validation.LOGIN, body)
         email = fields["email"]
-        user = await self._throttled(email, client_address,
-                                     lambda: self._users.check_credentials(email, fields["password"]))
+        user = await self._identity.throttled(email, client_address,
+                                              lambda: self._users.check_credentials(email, fields["password"]))
         if user is None:
             # The same words whether or not the email is registered.
             raise NotAuthenticated(INVALID_CREDENTIALS)
+        if self._require_verification and user.get("email_verified") is not True:
+            raise Forbidden(UNVERIFIED)  # only once the password was right: it tells nothing to a guesser
         user_id = str(user["_id"])
         principal = Principal(user_id=user_id, session_id=await self._sessions.start(user_id, user_agent))
         # A deletion may have begun while the password was being checked; it ends sessions
@@ -122,38 +144,17 @@ class Accounts:
 
     async def change_password(self, principal: Principal, body, client_address: str | None) -> None:
         fields = validation.validated(validation.PASSWORD_CHANGE, body)
-        await self._check_password(principal, fields["current_password"], client_address)
+        await self._identity.confirm(principal, {"password": fields["current_password"]}, client_address)
         if not await self._users.set_password(principal.user_id, fields["new_password"]):
             raise NotFound("This account no longer exists.")
+        # A reset link mailed before (perhaps to an attacker reading the mailbox) must not undo this.
+        await self._reset_tokens.revoke(principal.user_id)
         await self.end_sessions(principal.user_id, except_session=principal.session_id)
 
     async def delete_account(self, principal: Principal, body, client_address: str | None) -> None:
-        fields = validation.validated(validation.ACCOUNT_DELETION, body)
-        await self._check_password(principal, fields["password"], client_address)
+        validation.validated(validation.ACCOUNT_DELETION, body)
+        await self._identity.confirm(principal, body, client_address)
         await self._deletion.delete(principal.user_id)
 
     async def finish_pending_deletions(self) -> int:
         return await self._deletion.finish_pending()
-
-    async def _check_password(self, principal: Principal, password: str, client_address: str | None) -> None:
-        """The caller's password, throttled as login is (same counters): a stolen token
-        must not become a way to guess the password."""
-        user = await self._users.get(principal.user_id)
-        if not await self._throttled(user["email"], client_address,
-                                     lambda: self._users.password_matches(user, password)):
-            raise NotAuthenticated(WRONG_PASSWORD)
-
-    async def _throttled(self, email: str, client_address: str | None, check):
-        """Runs one password check (``check()``, awaited) under the login throttle: the
-        attempt is counted before the check, so concurrent guesses cannot get past the
-        limit; a check the busy hasher refused gives its attempt back; a right password
-        clears the account's count. Returns what the check returned."""
-        await self._throttle.attempt(email, client_address)
-        try:
-            result = await check()
-        except Overloaded:
-            await self._throttle.unchecked(email, client_address)
-            raise
-        if result:
-            await self._throttle.succeeded(email, client_address)
-        return result

@@ -62,7 +62,8 @@ _MISSING = {
     "refresh_token": "refresh_token is required.",
     "current_password": "Your current password is required.",
     "new_password": "A new password is required.",
-    "token": "The reset token is required.",
+    "token": "The token is required.",
+    "new_email": "new_email is required: the address to move the account to.",
 }
 
 SIGNUP = Schema({"name": NAME, "email": EMAIL, "password": PASSWORD}, ignore_extra_keys=True)
@@ -89,6 +90,10 @@ NEW_PASSWORD = And(
 PASSWORD_CHANGE = Schema({"current_password": CURRENT_PASSWORD, "new_password": NEW_PASSWORD},
                          ignore_extra_keys=True)
 ACCOUNT_DELETION = Schema({"password": CURRENT_PASSWORD}, ignore_extra_keys=True)
+# What proves a logged-in caller is the account's owner (services/accounts/identity.py).
+IDENTITY_PROOF = ACCOUNT_DELETION
+EMAIL_CHANGE = Schema({"new_email": EMAIL, "password": CURRENT_PASSWORD}, ignore_extra_keys=True)
+MAIL_TOKEN = Schema({"token": OPAQUE_TOKEN}, ignore_extra_keys=True)
 RESET_REQUEST = Schema({"email": EMAIL}, ignore_extra_keys=True)
 RESET_CONFIRM = Schema({"token": OPAQUE_TOKEN, "new_password": NEW_PASSWORD}, ignore_extra_keys=True)
 
