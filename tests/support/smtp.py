@@ -33,3 +33,4 @@ def authenticate(server, session, envelope, mechanism, auth_data):
 
 def smtp_url(port: int) -> str:
     return f"smtp://{SMTP_USER}:s3cret%2Fpass@127.0.0.1:{port}"
+
