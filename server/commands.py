@@ -25,7 +25,7 @@ async def verify_email(db, address: str, out: TextIO = sys.stdout) -> int:
     if email is None:
         print(f"verify-email: {address!r} is not an email address", file=out)
         return 2
-    if not await UserStore(db, None).verify_address(email):  # type: ignore[arg-type] - no password work
+    if not await UserStore(db, None).verify_address(email):  # type: ignore[arg-type]  # no password work
         print(f"verify-email: no account has the address {email}", file=out)
         return 1
     print(f"verify-email: {email} is verified", file=out)

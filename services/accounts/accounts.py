@@ -152,8 +152,7 @@ class Accounts:
         await self.end_sessions(principal.user_id, except_session=principal.session_id)
 
     async def delete_account(self, principal: Principal, body, client_address: str | None) -> None:
-        validation.validated(validation.ACCOUNT_DELETION, body)
-        await self._identity.confirm(principal, body, client_address)
+        await self._identity.confirm(principal, body, client_address)  # validates the body too
         await self._deletion.delete(principal.user_id)
 
     async def finish_pending_deletions(self) -> int:

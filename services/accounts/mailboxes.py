@@ -90,7 +90,9 @@ class Mailboxes:
     async def confirm_verification(self, body: object) -> dict:
         token = validation.validated(validation.MAIL_TOKEN, body)["token"]
         found = await self._verification.spend(token)
-        user = await self._users.mark_verified(found["user_id"], found["email"]) if found else None
+        if found is None:
+            raise NotAuthenticated(INVALID_VERIFICATION)
+        user = await self._users.mark_verified(found["user_id"], found["email"])
         if user is None:
             raise NotAuthenticated(INVALID_VERIFICATION)
         await self._verification.revoke(found["user_id"])  # the other links sent have no use left
@@ -115,8 +117,9 @@ class Mailboxes:
     async def confirm_change(self, body: object) -> dict:
         token = validation.validated(validation.MAIL_TOKEN, body)["token"]
         found = await self._changes.spend(token)
-        user = await self._users.change_email(found["user_id"], found["old_email"], found["new_email"]) \
-            if found else None
+        if found is None:
+            raise NotAuthenticated(INVALID_CHANGE)
+        user = await self._users.change_email(found["user_id"], found["old_email"], found["new_email"])
         if user is None:
             raise NotAuthenticated(INVALID_CHANGE)
         user_id = found["user_id"]
