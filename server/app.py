@@ -36,7 +36,7 @@ from server.config import Config
 from server.connection import EarlyAnswerHTTPServer
 from server.logs import AccessLog
 from server.metrics import Metrics
-from services.accounts.account_deletion import AccountDeletion
+from services.accounts.account_deletion import AccountDeletion, UserDataOwner
 from services.accounts.accounts import Accounts
 from services.accounts.identity import Identity
 from services.accounts.mail_tokens import MailTokenStore
@@ -160,7 +160,7 @@ def build_services(config: Config, db, executor: Executor) -> Services:
     plays = PlayStore(db, catalog, buffer_size=config.plays_buffer_size, flush_seconds=config.plays_flush_seconds)
     watch_history = WatchHistory(db)
     # Everything of a user that deletion removes, sessions first (so logins end first).
-    user_data_owners = [sessions, refresh_tokens, reset_tokens, verification_tokens, change_tokens,
+    user_data_owners: list[UserDataOwner] = [sessions, refresh_tokens, reset_tokens, verification_tokens, change_tokens,
                         watch_history, plays]
     mailer = _mailer(config)
     identity = Identity(users, throttle)

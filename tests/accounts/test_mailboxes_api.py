@@ -455,3 +455,15 @@ async def test_the_mail_directory_keeps_only_the_newest_files(tmp_path):
         await mailer.send(message)
     kept = sorted((tmp_path / "deep" / "mail").glob("*.eml"))
     assert [email.message_from_bytes(f.read_bytes())["Subject"] for f in kept] == ["number 2", "number 3", "number 4"]
+
+
+@pytest.mark.gen_test
+async def test_deleting_the_account_deletes_its_mailed_tokens(api, services, inbox, database):
+    token = await api.user()
+    assert (await change(api, token)).status == 202
+    await mails(services, inbox, CHANGE)
+    assert await database["email_verification_tokens"].count_documents({}) == 1
+    reply = await api.request("DELETE", "/auth/me", json_body={"password": PASSWORD}, token=token)
+    assert reply.status == 200
+    for collection in ("email_verification_tokens", "email_change_tokens"):
+        assert await database[collection].count_documents({}) == 0
