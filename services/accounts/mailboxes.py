@@ -74,7 +74,8 @@ class Mailboxes:
 
     def someone_signed_up_as(self, email: str) -> None:
         """A sign-up with a registered address, while its answer may not tell (see
-        accounts.py): the owner gets a mail saying so instead of a second account."""
+        accounts.py): the owner gets a mail saying so instead of a second account, or a new
+        verification link while the address is unverified."""
         self._submit("existing account", lambda: self._send_existing_account_notice(email))
 
     async def request_verification(self, principal: Principal, client_address: str | None) -> str:
@@ -168,6 +169,11 @@ class Mailboxes:
             return
         user = await self._users.find_by_email(email)
         if user is None:
+            return
+        if user.get("email_verified") is not True:
+            # Its owner may be signing up again because the first link was lost, and cannot
+            # log in (REQUIRE_EMAIL_VERIFICATION) to ask for another: this is that other one.
+            await self._send_verification(str(user["_id"]), user["name"], email)
             return
         await self._send(email, "Someone tried to sign up with your address", (
             f"Hello {user['name']},\n\n"
