@@ -9,6 +9,11 @@ class SignupHandler(BaseHandler):
 
     async def post(self) -> None:
         user_id = await self.services.accounts.signup(self.json_body(), self.client_address())
+        if user_id is None:  # REQUIRE_EMAIL_VERIFICATION: the same answer for a registered address
+            self.write_json({"message": "Thank you. Please open the link we mailed to this address to verify "
+                                        "it, then log in. If the address already has an account, the "
+                                        "message says so."}, status=202)
+            return
         self.write_json({"message": "User registered successfully", "user_id": user_id}, status=201)
 
 

@@ -1,4 +1,5 @@
 """``python -m server``: start the API and stop it gracefully on SIGTERM or SIGINT.
+``python -m server verify-email <address>``: an operator's command (server/commands.py).
 
 With ``WEB_CONCURRENCY`` above 1 the listening socket is bound first and that many
 worker processes are forked to accept on it; each creates its own database client after
@@ -9,6 +10,7 @@ others and exits non-zero, so that the platform restarts the whole service.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import os
@@ -22,6 +24,7 @@ from tornado.netutil import bind_sockets
 from handlers.openapi import openapi_json
 from seeds.loader import seed_if_empty
 from server.app import VideoApp, build_services, make_http_server
+from server.commands import run_verify_email
 from server.config import Config, ConfigError, load_config, read_dotenv
 from server.database import close, connect, describe
 from server.logs import configure_logging
@@ -101,8 +104,11 @@ async def serve(config: Config, started: asyncio.Future | None = None,
         log.warning("MONGODB_URI is not set: using the embedded in-memory store; "
                     "every account and session is lost when this process stops")
     if not config.smtp_url:
-        log.warning("SMTP_URL is not set: " + ("password reset answers 503" if config.is_production else
-                    "password reset mails are written to the log, tokens included (development only)"))
+        log.warning("SMTP_URL is not set: " + (
+            "password reset and email verification answer 503 (verify operators' addresses with "
+            "python -m server verify-email <address>)" if config.is_production else
+            "mails are written as .eml files to MAIL_DIR, tokens included (development only)"),
+            extra={} if config.is_production else {"mail_dir": config.mail_dir})
     if started is not None:
         started.set_result(server)
 
@@ -114,10 +120,11 @@ async def serve(config: Config, started: asyncio.Future | None = None,
         log.warning("grace period over; closing connections with requests still running",
                     extra={"in_flight": app.inflight.count})
     preparing.cancel()
-    try:  # reset mails already answered 202: give them one mail's time to go out
-        await asyncio.wait_for(services.password_reset.idle(), timeout=config.smtp_timeout_seconds)
+    try:  # mails already answered 202: give them one mail's time to go out
+        await asyncio.wait_for(asyncio.gather(services.password_reset.idle(), services.mailboxes.idle()),
+                               timeout=config.smtp_timeout_seconds)
     except TimeoutError:
-        log.warning("password reset mails still queued at shutdown were not sent")
+        log.warning("mails still queued at shutdown were not sent")
     await server.close_all_connections()
     # The plays still buffered, before the client closes. Healthy, that is a few quick
     # writes; during an outage a batch fails after one operation timeout and the rest is
@@ -204,13 +211,25 @@ def _supervise(config: Config, children: dict[int, int]) -> int:
     return code
 
 
-def main() -> int:
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m server", description="The video app API.")
+    commands = parser.add_subparsers(dest="command", metavar="command")
+    commands.add_parser("serve", help="serve the API (what no command does)")
+    verify = commands.add_parser("verify-email", help="mark an account's address verified, without a mail")
+    verify.add_argument("address", help="the account's email address")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
     configure_logging()
     # Before the configuration is read: the environment wins over .env, .env over config.yaml.
     read_dotenv()
     try:
         config = load_config()
         logging.getLogger().setLevel(config.log_level.upper())
+        if arguments.command == "verify-email":
+            return asyncio.run(run_verify_email(config, arguments.address))
         if config.web_concurrency > 1:
             return run_workers(config)
         asyncio.run(serve(config))

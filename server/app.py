@@ -24,6 +24,12 @@ from handlers.admin import AdminStatsHandler, AdminVideoHandler, AdminVideosHand
 from handlers.base import NotFoundHandler
 from handlers.health import LivenessHandler, ReadinessHandler, RootHandler
 from handlers.library import HistoryHandler, ProgressHandler, VideoHandler, VideosHandler
+from handlers.mailboxes import (
+    EmailChangeConfirmHandler,
+    EmailChangeHandler,
+    VerifyEmailConfirmHandler,
+    VerifyEmailHandler,
+)
 from handlers.openapi import OpenApiHandler
 from handlers.operations import DOCS_ASSET_PATTERN, DocsAssetHandler, DocsHandler, MetricsHandler
 from handlers.playback import DashboardHandler, PlayHandler, StreamHandler
@@ -42,12 +48,15 @@ from server.metrics import ConnectionCounts, Metrics
 from services.accounts.account_deletion import AccountDeletion, UserDataOwner
 from services.accounts.accounts import Accounts
 from services.accounts.identities import IdentityStore
+from services.accounts.identity import Identity
 from services.accounts.identity_tokens import IdentityTokens, build_identity_tokens
+from services.accounts.mail_tokens import MailTokenStore
+from services.accounts.mailboxes import Mailboxes
 from services.accounts.password_reset import PasswordResets, ResetTokenStore
 from services.accounts.passwords import PasswordHasher
 from services.accounts.refresh_tokens import RefreshTokenStore
 from services.accounts.sessions import AuthTokenCodec, SessionStore
-from services.accounts.throttle import LoginThrottle, PasswordResetThrottle, SignupThrottle
+from services.accounts.throttle import LoginThrottle, MailRequestThrottle, PasswordResetThrottle, SignupThrottle
 from services.accounts.users import UserStore
 from services.catalog.admin import CatalogAdmin
 from services.catalog.cursors import CursorCodec
@@ -59,7 +68,7 @@ from services.catalog.videos import VideoCatalog
 from services.common.datastore import Database, Store, guarded
 from services.common.durability import DurableDatabase
 from services.common.health import DatabaseHealth
-from services.common.mail import LogMailer, SmtpMailer, parse_smtp_url
+from services.common.mail import FileMailer, Mailer, Outbox, SmtpMailer, parse_smtp_url
 
 VIDEO_ID = r"(?P<video_id>[^/]+)"
 
@@ -81,6 +90,10 @@ ROUTES: list[tuple[Any, ...]] = [
     (r"/auth/password", PasswordHandler),
     (r"/auth/password-reset", PasswordResetHandler),
     (r"/auth/password-reset/confirm", PasswordResetConfirmHandler),
+    (r"/auth/verify-email", VerifyEmailHandler),
+    (r"/auth/verify-email/confirm", VerifyEmailConfirmHandler),
+    (r"/auth/email", EmailChangeHandler),
+    (r"/auth/email/confirm", EmailChangeConfirmHandler),
     (r"/", RootHandler),
     (r"/healthz", LivenessHandler),
     (r"/readyz", ReadinessHandler),
@@ -107,6 +120,7 @@ class Services:
 
     accounts: Accounts
     password_reset: PasswordResets
+    mailboxes: Mailboxes
     playback: Playback
     library: Library
     admin: CatalogAdmin
@@ -151,6 +165,12 @@ def build_services(config: Config, db: Database, executor: Executor) -> Services
     reset_throttle = PasswordResetThrottle(
         durable_db, max_per_email=config.password_reset_max_per_email,
         max_per_address=config.password_reset_max_per_address, window_seconds=config.password_reset_window_seconds)
+    verification_tokens = MailTokenStore(durable_db, "email_verification_tokens",
+                                         ttl_seconds=config.email_verify_ttl_seconds)
+    change_tokens = MailTokenStore(durable_db, "email_change_tokens", ttl_seconds=config.email_verify_ttl_seconds)
+    mail_throttle = MailRequestThrottle(
+        durable_db, max_per_subject=config.password_reset_max_per_email,
+        max_per_address=config.password_reset_max_per_address, window_seconds=config.password_reset_window_seconds)
     plays = PlayStore(db, catalog, buffer_size=config.plays_buffer_size, flush_seconds=config.plays_flush_seconds)
     watch_history = WatchHistory(db)
     identities = IdentityStore(durable_db)
@@ -159,14 +179,24 @@ def build_services(config: Config, db: Database, executor: Executor) -> Services
         google_jwks_url=config.google_jwks_url, apple_jwks_url=config.apple_jwks_url,
         timeout_seconds=config.jwks_timeout_seconds)
     # Everything of a user that deletion removes, sessions first (so logins end first).
-    user_data_owners: list[UserDataOwner] = [sessions, refresh_tokens, reset_tokens, identities, watch_history, plays]
+    user_data_owners: list[UserDataOwner] = [sessions, refresh_tokens, reset_tokens, verification_tokens, change_tokens,
+                                             identities, watch_history, plays]
+    mailer = _mailer(config)
+    identity = Identity(users, throttle, identities, identity_tokens)
+    mailboxes = Mailboxes(
+        users=users, identity=identity, verification_tokens=verification_tokens, change_tokens=change_tokens,
+        reset_tokens=reset_tokens, throttle=mail_throttle, outbox=Outbox(), mailer=mailer,
+        mail_from=config.mail_from, verify_url=config.email_verify_url, change_url=config.email_change_url,
+        ttl_seconds=config.email_verify_ttl_seconds,
+    )
     accounts = Accounts(users=users, sessions=sessions,
                         tokens=AuthTokenCodec(config.jwt_secrets, config.jwt_ttl_seconds),
-                        refresh_tokens=refresh_tokens, login_throttle=throttle, signup_throttle=signup_throttle,
-                        deletion=AccountDeletion(users, user_data_owners),
-                        identities=identities, identity_tokens=identity_tokens)
+                        refresh_tokens=refresh_tokens, identity=identity, signup_throttle=signup_throttle,
+                        deletion=AccountDeletion(users, user_data_owners), mailboxes=mailboxes,
+                        reset_tokens=reset_tokens, identities=identities, identity_tokens=identity_tokens,
+                        require_email_verification=config.require_email_verification)
     password_reset = PasswordResets(
-        users, reset_tokens, accounts.end_sessions, _mailer(config), throttle=reset_throttle,
+        users, reset_tokens, accounts.end_sessions, mailer, throttle=reset_throttle,
         mail_from=config.mail_from, reset_url=config.password_reset_url,
         ttl_seconds=config.password_reset_ttl_seconds,
     )
@@ -179,10 +209,11 @@ def build_services(config: Config, db: Database, executor: Executor) -> Services
     )
     cursors = CursorCodec(config.jwt_secrets)
     stores = (users, sessions, catalog, throttle, signup_throttle, refresh_tokens, reset_tokens,
-              reset_throttle, plays, watch_history, identities)
+              reset_throttle, verification_tokens, change_tokens, mail_throttle, plays, watch_history, identities)
     return Services(
         accounts=accounts,
         password_reset=password_reset,
+        mailboxes=mailboxes,
         playback=playback,
         library=Library(catalog, playback, watch_history, cursors),
         admin=CatalogAdmin(users, catalog, plays, cursors, config.admin_emails),
@@ -196,11 +227,12 @@ def build_services(config: Config, db: Database, executor: Executor) -> Services
     )
 
 
-def _mailer(config: Config):
-    """SMTP when configured; the log in development; none (reset unavailable) in production."""
+def _mailer(config: Config) -> Mailer | None:
+    """SMTP when configured; .eml files in MAIL_DIR in development; none in production
+    (reset and verification mails unavailable: see services/accounts/mailboxes.py)."""
     if config.smtp_url:
         return SmtpMailer(parse_smtp_url(config.smtp_url), config.smtp_timeout_seconds)
-    return None if config.is_production else LogMailer()
+    return None if config.is_production else FileMailer(config.mail_dir)
 
 
 class InFlight:

@@ -160,7 +160,7 @@ class Config:
         row="reset")
     smtp_url: str = setting(
         "", "outgoing mail: `smtp://user:pass@host:587` (STARTTLS when offered) or `smtps://…:465`, from the "
-        "environment; empty: development writes the mail to the log (tokens included), production answers 503",
+        "environment; empty: development writes each mail to `MAIL_DIR`, production answers 503",
         row="mail")
     smtp_timeout_seconds: float = setting(10, "how long one mail may take to send", check=POSITIVE, row="mail")
     mail_from: str = setting("Video App <no-reply@example.com>", "the sender of the service's mail", row="mail")
@@ -168,6 +168,22 @@ class Config:
     # Empty: /metrics is open (keep it off the public internet some other way).
     metrics_token: str = setting(
         "", "when set, `GET /metrics` needs `Authorization: Bearer <it>`", secret=True)
+
+    # Proven mailboxes and change of address (services/accounts/mailboxes.py).
+    email_verify_url: str = setting(
+        "videoapp://verify?token={token}", "the link mailed to verify an address (`{token}` is replaced)",
+        row="mailbox_links")
+    email_change_url: str = setting(
+        "videoapp://change-email?token={token}", "the link mailed to confirm a change of address",
+        row="mailbox_links")
+    email_verify_ttl_seconds: int = setting(
+        86400, "how long those two links stay valid", check=POSITIVE, row="mailbox_links")
+    require_email_verification: bool = setting(
+        False, "`true`: login is 403 until the address is verified, and sign-up answers 202 whether or not the "
+        "address is registered")
+    mail_dir: str = setting(
+        ".mail", "development without `SMTP_URL`: each mail is written whole there as an `.eml` file (newest 500 "
+        "kept); never in production")
 
     # Sign in with Google / Apple: the app's client ids (the ID tokens' audiences); none: off (404).
     google_client_ids: tuple[str, ...] = setting(
@@ -297,6 +313,11 @@ def _checked(config: Config, secret_was_given: bool, problems: list[str] | None 
             problems.append(f"{name.upper()} must be between {check[0]} and {check[1]}")
     if "{token}" not in config.password_reset_url:
         problems.append("PASSWORD_RESET_URL must contain {token}, where the reset token goes")
+    for name in ("email_verify_url", "email_change_url"):
+        if "{token}" not in getattr(config, name):
+            problems.append(f"{name.upper()} must contain {{token}}, where the token goes")
+    if not config.mail_dir and not config.smtp_url and not config.is_production:
+        problems.append("MAIL_DIR must name a directory for development mail (or set SMTP_URL)")
     if not config.mail_from:
         problems.append("MAIL_FROM must name the sender of the service's mail")
     if config.smtp_url:

@@ -26,10 +26,17 @@ def config_overrides() -> dict:
 
 
 @pytest.fixture
-def config(config_overrides):
+def mail_dir(tmp_path):
+    """Where development mail (no SMTP_URL) is written: the test's own directory."""
+    return tmp_path / "mail"
+
+
+@pytest.fixture
+def config(config_overrides, mail_dir):
     uri = os.environ.get("MONGODB_URI", "")
     return load_config(
         env={},
+        mail_dir=str(mail_dir),
         mongodb_uri=uri,
         mongodb_database=f"video_app_test_{uuid.uuid4().hex[:12]}",
         jwt_secrets=(TEST_SECRET,),
@@ -57,7 +64,10 @@ def database(config, io_loop):
 
 @pytest.fixture
 def services(config, database, executor, io_loop):
-    return io_loop.run_sync(lambda: prepared_services(config, database, executor))
+    services = io_loop.run_sync(lambda: prepared_services(config, database, executor))
+    yield services
+    # Mails still queued (every sign-up sends one) go out before the loop closes, as at shutdown.
+    io_loop.run_sync(services.mailboxes.idle, timeout=30)
 
 
 @pytest.fixture

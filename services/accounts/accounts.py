@@ -9,59 +9,79 @@ from bson import ObjectId
 
 from services.accounts.account_deletion import AccountDeletion
 from services.accounts.identities import IdentityStore
+from services.accounts.identity import Identity
 from services.accounts.identity_tokens import PROVIDER_NAMES, IdentityClaims, IdentityTokens
+from services.accounts.mailboxes import Mailboxes
+from services.accounts.password_reset import ResetTokenStore
 from services.accounts.refresh_tokens import RefreshTokenReplayed, RefreshTokenStore
 from services.accounts.sessions import AuthTokenCodec, Principal, SessionStore
-from services.accounts.throttle import LoginThrottle, SignupThrottle
+from services.accounts.throttle import SignupThrottle
 from services.accounts.users import UserStore, public_user
 from services.common import validation
-from services.common.errors import Conflict, InvalidInput, NotAuthenticated, NotFound, Overloaded
+from services.common.errors import Conflict, Forbidden, InvalidInput, NotAuthenticated, NotFound
 
 INVALID_CREDENTIALS = "Invalid email or password"
-WRONG_PASSWORD = "The password is not right."  # noqa: S105 - a message
+UNVERIFIED = "Please verify your email address first: open the link in the message we sent you, " \
+    "or ask for a new one."
 INVALID_REFRESH = "This refresh token is not valid. Please log in again."
 REFRESH_REPLAYED = "This refresh token was already used, so this login has been ended for safety. Please log in again."
 SESSION_ENDED = "This login has ended. Please log in again."
 ADDRESS_TAKEN = ("An account with this email already exists. Sign in with your email and password first; "
                  "signing in with {who} works once the account's email address is verified.")
 ACCOUNT_GONE = "This account no longer exists."
-CONFIRM_WITH = "Confirm with your password, or with a fresh id_token from the provider you sign in with."
-# A confirmation by ID token needs one issued this recently (the app signs in again for it).
-FRESH_ID_TOKEN_SECONDS = 600
 
 
 class Accounts:
     def __init__(self, *, users: UserStore, sessions: SessionStore, tokens: AuthTokenCodec,
-                 refresh_tokens: RefreshTokenStore, login_throttle: LoginThrottle,
-                 signup_throttle: SignupThrottle, deletion: AccountDeletion,
-                 identities: IdentityStore, identity_tokens: IdentityTokens):
+                 refresh_tokens: RefreshTokenStore, identity: Identity,
+                 signup_throttle: SignupThrottle, deletion: AccountDeletion, mailboxes: Mailboxes,
+                 reset_tokens: ResetTokenStore, identities: IdentityStore, identity_tokens: IdentityTokens,
+                 require_email_verification: bool = False):
         self._users = users
         self._sessions = sessions
         self._tokens = tokens
-        self._throttle = login_throttle
+        self._identity = identity
         self._refresh = refresh_tokens
         self._deletion = deletion
         self._signup_throttle = signup_throttle
+        self._mailboxes = mailboxes
+        self._reset_tokens = reset_tokens
         self._identities = identities
         self._identity_tokens = identity_tokens
+        self._require_verification = require_email_verification
 
-    async def signup(self, body, client_address: str | None = None) -> str:
+    async def signup(self, body, client_address: str | None = None) -> str | None:
+        """The new account's id; with REQUIRE_EMAIL_VERIFICATION, None whether or not the
+        address was registered: either way one password is hashed and one mail goes out (a
+        verification, or a notice to the owner), so neither the answer nor its time tells."""
         fields = validation.validated(validation.SIGNUP, body)
         await self._signup_throttle.attempt(client_address)  # before the hash it would cost
-        return await self._users.create(fields["name"], fields["email"], fields["password"])
+        name, email = fields["name"], fields["email"]
+        try:
+            user_id = await self._users.create(name, email, fields["password"])
+        except Conflict:
+            if not self._require_verification:
+                raise
+            self._mailboxes.someone_signed_up_as(email)
+            return None
+        self._mailboxes.welcome(user_id, name, email)
+        return None if self._require_verification else user_id
 
     async def login(self, body, client_address: str | None, user_agent: str = "") -> dict:
         fields = validation.validated(validation.LOGIN, body)
         email = fields["email"]
-        user = await self._throttled(email, client_address,
-                                     lambda: self._users.check_credentials(email, fields["password"]))
+        user = await self._identity.throttled(email, client_address,
+                                              lambda: self._users.check_credentials(email, fields["password"]))
         if user is None:
             # The same words whether or not the email is registered.
             raise NotAuthenticated(INVALID_CREDENTIALS)
         return await self._open_session(user, user_agent, INVALID_CREDENTIALS)
 
     async def _open_session(self, user: dict, user_agent: str, refusal: str) -> dict:
-        """A new session of ``user``: what a login answers."""
+        """A new session of ``user``: what a login answers. Reached only once the credential
+        was right, so the refusal of an unverified address tells nothing to a guesser."""
+        if self._require_verification and user.get("email_verified") is not True:
+            raise Forbidden(UNVERIFIED)
         user_id = str(user["_id"])
         principal = Principal(user_id=user_id, session_id=await self._sessions.start(user_id, user_agent))
         # A deletion may have begun while the credential was being checked; it ends sessions
@@ -197,63 +217,19 @@ class Accounts:
 
     async def change_password(self, principal: Principal, body, client_address: str | None) -> None:
         fields = validation.validated(validation.PASSWORD_CHANGE, body)
-        await self._check_password(principal, fields["current_password"], client_address)
+        await self._identity.confirm(principal, {"password": fields["current_password"]}, client_address)
         if not await self._users.set_password(principal.user_id, fields["new_password"]):
             raise NotFound("This account no longer exists.")
+        # A reset link mailed before (perhaps to an attacker reading the mailbox) must not undo this.
+        await self._reset_tokens.revoke(principal.user_id)
         await self.end_sessions(principal.user_id, except_session=principal.session_id)
 
     async def delete_account(self, principal: Principal, body, client_address: str | None) -> None:
-        await self.confirm_it_is_you(principal, body, client_address)
+        await self._identity.confirm(principal, body, client_address)  # validates the body too
         await self._deletion.delete(principal.user_id)
-
-    async def confirm_it_is_you(self, principal: Principal, body: object, client_address: str | None) -> None:
-        """The one "it is really you" check before a grave change: ``{"password"}`` (throttled
-        as login), or, for an account that signs in with Google or Apple (with no password,
-        perhaps), ``{"id_token", "nonce"?}``: a fresh ID token of one of its identities."""
-        fields = validation.validated(validation.CONFIRMATION, body)
-        if "password" in fields:
-            await self._check_password(principal, fields["password"], client_address)
-        elif "id_token" in fields:
-            await self._check_identity(principal, fields["id_token"], fields.get("nonce"))
-        else:
-            raise InvalidInput(CONFIRM_WITH)
-
-    async def _check_identity(self, principal: Principal, id_token: str, nonce: str | None) -> None:
-        provider = self._identity_tokens.provider_of(id_token)
-        if provider is None:
-            raise NotAuthenticated("This id_token is not from a provider this account can sign in with.")
-        claims = await self._identity_tokens.verify(provider, id_token, nonce)
-        if not await self._identities.owns(principal.user_id, provider, claims.sub):
-            raise NotAuthenticated(f"This {PROVIDER_NAMES[provider]} account is not one this account signs in with.")
-        if self._identity_tokens.clock() - claims.issued_at > FRESH_ID_TOKEN_SECONDS:
-            raise NotAuthenticated(f"This ID token is not fresh. Sign in with {PROVIDER_NAMES[provider]} "
-                                   "again in the app, then confirm with the new one.")
 
     async def finish_pending_deletions(self) -> int:
         return await self._deletion.finish_pending()
-
-    async def _check_password(self, principal: Principal, password: str, client_address: str | None) -> None:
-        """The caller's password, throttled as login is (same counters): a stolen token
-        must not become a way to guess the password."""
-        user = await self._users.get(principal.user_id)
-        if not await self._throttled(user["email"], client_address,
-                                     lambda: self._users.password_matches(user, password)):
-            raise NotAuthenticated(WRONG_PASSWORD)
-
-    async def _throttled(self, email: str, client_address: str | None, check):
-        """Runs one password check (``check()``, awaited) under the login throttle: the
-        attempt is counted before the check, so concurrent guesses cannot get past the
-        limit; a check the busy hasher refused gives its attempt back; a right password
-        clears the account's count. Returns what the check returned."""
-        await self._throttle.attempt(email, client_address)
-        try:
-            result = await check()
-        except Overloaded:
-            await self._throttle.unchecked(email, client_address)
-            raise
-        if result:
-            await self._throttle.succeeded(email, client_address)
-        return result
 
 
 def _display_name(sent: str | None, claims: IdentityClaims, email: str) -> str:

@@ -66,8 +66,13 @@ class ResetTokenStore:
             return None
         return found["user_id"]
 
-    async def delete_user_data(self, user_id: str) -> None:
+    async def revoke(self, user_id: str) -> None:
+        """Every outstanding reset link of the account stops working (a password change, a
+        reset, a change of address)."""
         await self._tokens.delete_many({"user_id": user_id})
+
+    async def delete_user_data(self, user_id: str) -> None:
+        await self.revoke(user_id)
 
 
 class PasswordResets:
@@ -105,7 +110,7 @@ class PasswordResets:
         user_id = await self._tokens.spend(fields["token"])
         if user_id is None or not await self._users.set_password(user_id, fields["new_password"]):
             raise NotAuthenticated(INVALID_TOKEN)
-        await self._tokens.delete_user_data(user_id)  # any other link sent earlier dies too
+        await self._tokens.revoke(user_id)  # any other link sent earlier dies too
         await self._end_sessions(user_id)
 
     async def idle(self) -> None:

@@ -89,3 +89,15 @@ class PasswordResetThrottle(_PerSubjectAndAddress):
         super().__init__(db["password_reset_requests"], kind="email", max_per_subject=max_per_email,
                          max_per_address=max_per_address, window_seconds=window_seconds,
                          message="Too many password reset requests. Please wait a while and try again.")
+
+
+class MailRequestThrottle(_PerSubjectAndAddress):
+    """Mails asked for by a logged-in caller (another verification mail, a change of
+    address) per account and per client address, and notices to an address someone tried
+    to sign up with again, per address: none of them may become a way to flood a mailbox.
+    Uses the password reset limits (``PASSWORD_RESET_MAX_PER_EMAIL`` and the rest)."""
+
+    def __init__(self, db, *, max_per_subject: int, max_per_address: int, window_seconds: int):
+        super().__init__(db["mail_requests"], kind="mail", max_per_subject=max_per_subject,
+                         max_per_address=max_per_address, window_seconds=window_seconds,
+                         message="Too many mails asked for. Please wait a while and try again.")

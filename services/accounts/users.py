@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from services.accounts.passwords import PasswordHasher
@@ -12,11 +13,17 @@ from services.common.ids import parse_object_id
 
 
 def public_user(doc: dict, with_created_at: bool = False) -> dict:
-    """The fields of a user that a client may see (never the password hash)."""
-    user = {"id": str(doc["_id"]), "name": doc["name"], "email": doc["email"]}
+    """The fields of a user that a client may see (never the password hash). An account
+    stored before addresses were verified has no ``email_verified``: it reads as false."""
+    user = {"id": str(doc["_id"]), "name": doc["name"], "email": doc["email"],
+            "email_verified": doc.get("email_verified") is True}
     if with_created_at:
         user["created_at"] = isoformat(doc["created_at"])
     return user
+
+
+EMAIL_TAKEN = "An account with this email already exists. Try logging in instead."
+ADDRESS_TAKEN = "Another account already uses this email address."
 
 
 class UserStore:
@@ -43,7 +50,7 @@ class UserStore:
         try:
             result = await self._users.insert_one(doc)
         except DuplicateKeyError:
-            raise Conflict("An account with this email already exists. Try logging in instead.") from None
+            raise Conflict(EMAIL_TAKEN) from None
         return str(result.inserted_id)
 
     async def create_for_identity(self, user_id: str, name: str, email: str, email_verified: bool) -> bool:
@@ -92,6 +99,41 @@ class UserStore:
         result = await self._users.update_one(
             {"_id": parse_object_id(user_id), "deleting_at": None}, {"$set": {"password_hash": hashed}})
         return result.matched_count == 1
+
+    async def mark_verified(self, user_id: str, email: str) -> dict | None:
+        """Marks the address verified, provided the account still has this address (a link
+        sent to a former address verifies nothing) and is not being deleted. Returns the
+        account as it is now, or None. One atomic update: racing confirmations agree."""
+        oid = parse_object_id(user_id)
+        if oid is None:
+            return None
+        return await self._users.find_one_and_update(
+            {"_id": oid, "email": email, "deleting_at": None}, {"$set": {"email_verified": True}},
+            return_document=ReturnDocument.AFTER)
+
+    async def verify_address(self, email: str) -> bool:
+        """The operator's way (``python -m server verify-email``): False if no account has it."""
+        result = await self._users.update_one({"email": email, "deleting_at": None},
+                                              {"$set": {"email_verified": True}})
+        return result.matched_count == 1
+
+    async def email_taken(self, email: str) -> bool:
+        return await self._users.find_one({"email": email}, projection={"_id": 1}) is not None
+
+    async def change_email(self, user_id: str, old_email: str, new_email: str) -> dict | None:
+        """Moves the account from ``old_email`` to ``new_email`` (verified: the link to it
+        was opened). None if the account is gone, being deleted or no longer at
+        ``old_email``; Conflict if another account has ``new_email`` (the unique index
+        decides, atomically, however many changes and sign-ups race for it)."""
+        oid = parse_object_id(user_id)
+        if oid is None:
+            return None
+        try:
+            return await self._users.find_one_and_update(
+                {"_id": oid, "email": old_email, "deleting_at": None},
+                {"$set": {"email": new_email, "email_verified": True}}, return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError:
+            raise Conflict(ADDRESS_TAKEN) from None
 
     async def mark_deleting(self, user_id: str) -> None:
         """The first step of a deletion: from here on login refuses the account."""

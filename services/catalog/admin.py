@@ -24,6 +24,8 @@ MAX_DESCRIPTION_CHARS = 5000
 MAX_URL_CHARS = 2048
 THUMBNAIL_URL = "https://i.ytimg.com/vi/{youtube_id}/hqdefault.jpg"
 NOT_ADMIN = "This needs an operator account."
+VERIFY_FIRST = "This operator account must verify its email address first: open the link in the " \
+    "verification mail, or ask for a new one with POST /auth/verify-email."
 
 
 class PlayStats(NamedTuple):
@@ -93,8 +95,9 @@ class CatalogAdmin:
         self._admin_emails = frozenset(normalize_email(email) or email for email in admin_emails)
 
     async def require_admin(self, principal: Principal) -> None:
-        """Forbidden unless the caller's account has an email listed in ADMIN_EMAILS. The
-        email is read from the account on every request: it is not in the token."""
+        """Forbidden unless the caller's account has an email listed in ADMIN_EMAILS and
+        verified: whoever signs up first with a listed address must not become an operator
+        by that alone. The account is read on every request: neither is in the token."""
         if not self._admin_emails:
             raise Forbidden(NOT_ADMIN)
         try:
@@ -103,6 +106,8 @@ class CatalogAdmin:
             raise Forbidden(NOT_ADMIN) from None
         if user.get("email") not in self._admin_emails:
             raise Forbidden(NOT_ADMIN)
+        if user.get("email_verified") is not True:
+            raise Forbidden(VERIFY_FIRST)
 
     async def videos(self, *, limit: str | None, cursor: str | None, active: str | None) -> Page:
         page_size = parse_limit(limit)

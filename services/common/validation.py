@@ -62,8 +62,9 @@ _MISSING = {
     "refresh_token": "refresh_token is required.",
     "current_password": "Your current password is required.",
     "new_password": "A new password is required.",
-    "token": "The reset token is required.",
+    "token": "The token is required.",
     "id_token": "id_token is required: the ID token the app got from the provider.",
+    "new_email": "new_email is required: the address to move the account to.",
 }
 
 SIGNUP = Schema({"name": NAME, "email": EMAIL, "password": PASSWORD}, ignore_extra_keys=True)
@@ -107,6 +108,11 @@ APPLE_SIGN_IN = Schema({"id_token": ID_TOKEN, Optional("nonce"): NONCE, Optional
 CONFIRMATION = Schema({Optional("password"): CURRENT_PASSWORD, Optional("id_token"): ID_TOKEN,
                        Optional("nonce"): NONCE}, ignore_extra_keys=True)
 ACCOUNT_DELETION = CONFIRMATION
+# What proves a logged-in caller is the account's owner (services/accounts/identity.py).
+IDENTITY_PROOF = CONFIRMATION
+EMAIL_CHANGE = Schema({"new_email": EMAIL, Optional("password"): CURRENT_PASSWORD, Optional("id_token"): ID_TOKEN,
+                       Optional("nonce"): NONCE}, ignore_extra_keys=True)
+MAIL_TOKEN = Schema({"token": OPAQUE_TOKEN}, ignore_extra_keys=True)
 RESET_REQUEST = Schema({"email": EMAIL}, ignore_extra_keys=True)
 RESET_CONFIRM = Schema({"token": OPAQUE_TOKEN, "new_password": NEW_PASSWORD}, ignore_extra_keys=True)
 

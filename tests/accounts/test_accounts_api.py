@@ -107,7 +107,7 @@ async def test_login_returns_a_token_and_the_public_user(api):
     assert reply.status == 200
     body = reply.json
     assert body["message"] == "Login successful"
-    assert body["user"] == {"id": user_id, "name": "Ann", "email": "ann@example.com"}
+    assert body["user"] == {"id": user_id, "name": "Ann", "email": "ann@example.com", "email_verified": False}
     claims = jwt.decode(body["token"], TEST_SECRET, algorithms=["HS256"])
     assert claims["sub"] == user_id and claims["typ"] == "access"
     assert claims["exp"] - claims["iat"] == 24 * 3600
@@ -156,7 +156,8 @@ async def test_me_returns_the_user_with_an_iso_utc_creation_time(api):
     reply = await api.get("/auth/me", token=token)
     assert reply.status == 200
     user = reply.json["user"]
-    assert set(user) == {"id", "name", "email", "created_at"}
+    assert set(user) == {"id", "name", "email", "email_verified", "created_at"}
+    assert user["email_verified"] is False  # sign-up mailed a link; nobody opened it yet
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", user["created_at"])
 
 

@@ -14,7 +14,6 @@ from email.message import EmailMessage
 import aiosmtplib
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult
 
 from server.app import VideoApp, build_services
 from services.accounts.password_reset import PasswordResets, ResetTokenStore
@@ -24,36 +23,19 @@ from services.common.clock import utcnow
 from services.common.errors import FeatureUnavailable
 from services.common.mail import SmtpMailer, parse_smtp_url
 from tests.support import HOST, PASSWORD, Api, close_server, listen
+from tests.support.smtp import SMTP_USER, Inbox
+from tests.support.smtp import authenticate as _authenticate
 
 # The test SMTP server asks for a login over plain text, which aiosmtpd rightly warns about.
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 
 NEW_PASSWORD = "a brand new secret"
-SMTP_USER, SMTP_PASSWORD = "mailer", "s3cret/pass"
 
 
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-class Inbox:
-    """aiosmtpd's handler: keeps every message it is given."""
-
-    def __init__(self):
-        self.messages: list[email.message.Message] = []
-        self.envelopes = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.envelopes.append(envelope)
-        self.messages.append(email.message_from_bytes(envelope.content))
-        return "250 Message accepted for delivery"
-
-
-def _authenticate(server, session, envelope, mechanism, auth_data):
-    ok = auth_data.login == SMTP_USER.encode() and auth_data.password == SMTP_PASSWORD.encode()
-    return AuthResult(success=ok)
 
 
 @pytest.fixture
@@ -90,11 +72,20 @@ async def assert_ended(api, pair):
     assert (await api.post("/auth/refresh", {"refresh_token": pair["refresh_token"]})).status == 401
 
 
-async def wait_for_mail(services, inbox, count=1) -> email.message.Message:
+RESET_SUBJECT = "Reset your password"
+
+
+def mails(inbox, subject=RESET_SUBJECT) -> list[email.message.Message]:
+    """The messages of one kind (sign-up also sends a verification mail)."""
+    return [m for m in inbox.messages if m["Subject"] == subject]
+
+
+async def wait_for_mail(services, inbox, count=1, subject=RESET_SUBJECT) -> email.message.Message:
     await services.password_reset.idle()
+    await services.mailboxes.idle()
     for _ in range(100):  # the SMTP server hands the message over in its own thread
-        if len(inbox.messages) >= count:
-            return inbox.messages[count - 1]
+        if len(mails(inbox, subject)) >= count:
+            return mails(inbox, subject)[count - 1]
         await asyncio.sleep(0.02)
     raise AssertionError("no mail arrived")
 
@@ -173,7 +164,7 @@ async def test_reset_by_mail_end_to_end(api, services, inbox, database):
     message = await wait_for_mail(services, inbox)
     assert message["To"] == "ann@example.com"
     assert message["From"] == "Video App <no-reply@example.com>"
-    assert inbox.envelopes[0].rcpt_tos == ["ann@example.com"]
+    assert {tuple(e.rcpt_tos) for e in inbox.envelopes} == {("ann@example.com",)}
     token = token_in(message)
     # Stored only as a hash, valid 30 minutes.
     stored = await database["password_reset_tokens"].find_one({})
@@ -200,7 +191,7 @@ async def test_an_unknown_email_gets_the_same_answer_and_no_mail(api, services, 
     assert known.body == unknown.body
     await wait_for_mail(services, inbox)
     await asyncio.sleep(0.1)
-    assert [m["To"] for m in inbox.messages] == ["ann@example.com"]
+    assert [m["To"] for m in mails(inbox)] == ["ann@example.com"]
 
 
 @pytest.mark.gen_test
@@ -214,6 +205,23 @@ async def test_racing_confirmations_spend_the_token_once(api, services, inbox):
     assert sorted(r.status for r in replies) == [200] + [401] * 19
     winner = next(i for i, r in enumerate(replies) if r.status == 200)
     assert await login_pair(api, f"new password {winner}")
+
+
+@pytest.mark.gen_test
+async def test_a_password_change_revokes_every_outstanding_reset_link(api, services, inbox, database):
+    await api.signup()
+    this = await login_pair(api)
+    for _ in range(2):
+        await api.post("/auth/password-reset", {"email": "ann@example.com"})
+    links = [token_in(m) for m in [await wait_for_mail(services, inbox, count=i) for i in (1, 2)]]
+    reply = await api.post("/auth/password", {"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+                           token=this["token"])
+    assert reply.status == 200
+    for link in links:  # whoever read the mailbox cannot undo the change
+        reply = await api.post("/auth/password-reset/confirm", {"token": link, "new_password": "attacker's choice"})
+        assert reply.status == 401
+    assert await database["password_reset_tokens"].count_documents({}) == 0
+    assert await login_pair(api, NEW_PASSWORD)
 
 
 @pytest.mark.gen_test

@@ -1,11 +1,13 @@
 """/admin: who may use it, adding, editing and deleting videos, and play statistics."""
 
 import asyncio
+import io
 
 import pytest
 from bson import ObjectId
 from pymongo.errors import AutoReconnect
 
+from server.commands import verify_email
 from services.catalog.youtube import EXPECTED
 from services.common.datastore import guarded
 from services.common.errors import DatabaseUnavailable
@@ -28,8 +30,15 @@ def config_overrides():
     return {"admin_emails": (" Boss@Example.com ",), "catalog_cache_seconds": 60}
 
 
-async def admin_token(api) -> str:
-    return await api.user(ADMIN)
+@pytest.fixture
+def admin_token(database):
+    """Signs the operator up, verifies the address (as ``python -m server verify-email``
+    does) and logs in: ``await admin_token(api)``."""
+    async def make(api, email=ADMIN) -> str:
+        token = await api.user(email)
+        assert await verify_email(database, email, io.StringIO()) == 0
+        return token
+    return make
 
 
 async def add_video(api, token, youtube="dQw4w9WgXcQ", title="Never Gonna", **fields):
@@ -61,7 +70,7 @@ async def test_every_admin_route_is_403_for_a_user_who_is_not_an_admin(api, meth
 
 
 @pytest.mark.gen_test
-async def test_an_admin_whose_email_is_listed_gets_in(api):
+async def test_an_admin_whose_email_is_listed_gets_in(api, admin_token):
     reply = await api.get("/admin/videos", token=await admin_token(api))
     assert reply.status == 200
     assert len(reply.json["videos"]) == SEEDED
@@ -69,7 +78,7 @@ async def test_an_admin_whose_email_is_listed_gets_in(api):
 
 @pytest.mark.parametrize("config_overrides", [{}])
 @pytest.mark.gen_test
-async def test_without_admin_emails_nobody_is_an_admin(api, config_overrides):
+async def test_without_admin_emails_nobody_is_an_admin(api, config_overrides, admin_token):
     reply = await api.get("/admin/videos", token=await admin_token(api))
     assert reply.status == 403
 
@@ -77,15 +86,15 @@ async def test_without_admin_emails_nobody_is_an_admin(api, config_overrides):
 @pytest.mark.parametrize("config_overrides", [{"admin_emails": ("Ops@xn--bcher-kva.de",)}])
 @pytest.mark.gen_test
 async def test_an_admin_listed_with_a_punycode_domain_is_the_account_that_signed_up_in_unicode(
-        api, config_overrides):
-    token = await api.user("ops@b\u00fccher.de")
+        api, config_overrides, admin_token):
+    token = await admin_token(api, "ops@b\u00fccher.de")
     assert (await api.get("/admin/videos", token=token)).status == 200
 
 
 # ----- adding -----------------------------------------------------------------------------
 
 @pytest.mark.gen_test
-async def test_adding_a_video_from_a_pasted_link(api):
+async def test_adding_a_video_from_a_pasted_link(api, admin_token):
     token = await admin_token(api)
     video = await add_video(api, token, youtube="https://m.youtube.com/watch?feature=share&v=dQw4w9WgXcQ&t=1",
                             title="  Never Gonna  ", description="A classic.")
@@ -108,7 +117,7 @@ async def test_adding_a_video_from_a_pasted_link(api):
 
 
 @pytest.mark.gen_test
-async def test_adding_with_a_thumbnail_and_inactive(api):
+async def test_adding_with_a_thumbnail_and_inactive(api, admin_token):
     token = await admin_token(api)
     video = await add_video(api, token, youtube="https://youtu.be/aaaaaaaaaaa", thumbnail_url="https://cdn.example.com/t.jpg",
                             is_active=False)
@@ -139,7 +148,7 @@ async def test_adding_with_a_thumbnail_and_inactive(api):
     ("dQw4w9WgXcQ", "JSON object"),
 ])
 @pytest.mark.gen_test
-async def test_adding_refuses_bad_bodies_with_400(api, body, words, database):
+async def test_adding_refuses_bad_bodies_with_400(api, body, words, database, admin_token):
     reply = await api.post("/admin/videos", body, token=await admin_token(api))
     assert reply.status == 400, body
     assert words in reply.error
@@ -147,7 +156,7 @@ async def test_adding_refuses_bad_bodies_with_400(api, body, words, database):
 
 
 @pytest.mark.gen_test
-async def test_adding_a_video_already_in_the_catalog_is_409(api):
+async def test_adding_a_video_already_in_the_catalog_is_409(api, admin_token):
     token = await admin_token(api)
     await add_video(api, token)
     again = await api.post("/admin/videos", {"youtube": "https://youtu.be/dQw4w9WgXcQ", "title": "Again"}, token=token)
@@ -158,7 +167,7 @@ async def test_adding_a_video_already_in_the_catalog_is_409(api):
 
 
 @pytest.mark.gen_test(timeout=30)
-async def test_racing_adds_of_the_same_video_make_exactly_one(api, database):
+async def test_racing_adds_of_the_same_video_make_exactly_one(api, database, admin_token):
     token = await admin_token(api)
     replies = await asyncio.gather(*[
         api.post("/admin/videos", {"youtube": "https://youtu.be/dQw4w9WgXcQ", "title": f"Copy {n}"}, token=token)
@@ -171,7 +180,7 @@ async def test_racing_adds_of_the_same_video_make_exactly_one(api, database):
 # ----- listing ----------------------------------------------------------------------------
 
 @pytest.mark.gen_test
-async def test_the_admin_list_pages_through_every_video_and_filters_by_active(api):
+async def test_the_admin_list_pages_through_every_video_and_filters_by_active(api, admin_token):
     token = await admin_token(api)
     added = [await add_video(api, token, youtube=f"{n:011d}", title=f"Video {n}", is_active=n % 2 == 0)
              for n in range(5)]
@@ -191,7 +200,7 @@ async def test_the_admin_list_pages_through_every_video_and_filters_by_active(ap
 # ----- editing and deleting ---------------------------------------------------------------
 
 @pytest.mark.gen_test
-async def test_editing_changes_only_what_is_sent(api):
+async def test_editing_changes_only_what_is_sent(api, admin_token):
     token = await admin_token(api)
     video = await add_video(api, token)
     reply = await api.request("PATCH", f"/admin/videos/{video['id']}", json_body={"title": "Café número"}, token=token)
@@ -208,7 +217,7 @@ async def test_editing_changes_only_what_is_sent(api):
 
 
 @pytest.mark.gen_test
-async def test_editing_refuses_bad_changes_and_unknown_videos(api):
+async def test_editing_refuses_bad_changes_and_unknown_videos(api, admin_token):
     token = await admin_token(api)
     video = await add_video(api, token)
     for body in ({}, {"youtube": "aaaaaaaaaaa"}, {"is_active": 1}, {"title": ""}, {"thumbnail_url": "http://x.y/z"},
@@ -225,7 +234,7 @@ async def test_editing_refuses_bad_changes_and_unknown_videos(api):
 
 
 @pytest.mark.gen_test
-async def test_deactivating_hides_a_video_everywhere_at_once_and_refuses_its_links(api):
+async def test_deactivating_hides_a_video_everywhere_at_once_and_refuses_its_links(api, admin_token):
     token = await admin_token(api)
     user = await api.user("ann@example.com")
     dashboard = await api.dashboard(user)  # fills this process's dashboard cache (60 s here)
@@ -253,7 +262,7 @@ async def test_deactivating_hides_a_video_everywhere_at_once_and_refuses_its_lin
 
 
 @pytest.mark.gen_test
-async def test_deleting_removes_a_video_everywhere_and_its_links_are_404(api, database):
+async def test_deleting_removes_a_video_everywhere_and_its_links_are_404(api, database, admin_token):
     token = await admin_token(api)
     user = await api.user("ann@example.com")
     first = (await api.dashboard(user))[0]
@@ -294,7 +303,7 @@ async def test_a_head_on_a_playback_link_answers_as_get_but_is_not_a_play(api, s
 
 
 @pytest.mark.gen_test
-async def test_streams_and_plays_are_counted_per_video_and_viewer(api, services):
+async def test_streams_and_plays_are_counted_per_video_and_viewer(api, services, admin_token):
     token = await admin_token(api)
     ann, bob = await api.user("ann@example.com"), await api.user("bob@example.com")
     (first, second), (bobs_first, _) = await api.dashboard(ann), await api.dashboard(bob)
@@ -325,7 +334,8 @@ async def test_streams_and_plays_are_counted_per_video_and_viewer(api, services)
 # test once failed only when CI happened to run before noon UTC.
 @pytest.mark.parametrize("clock", ["00:00:00.000001", "00:30:00", "12:00:00", "23:59:59.999"])
 @pytest.mark.gen_test
-async def test_stats_over_many_plays_group_by_day_and_leave_out_old_ones(api, database, monkeypatch, clock):
+async def test_stats_over_many_plays_group_by_day_and_leave_out_old_ones(api, database, monkeypatch, clock,
+                                                                         admin_token):
     import datetime as dt
     import random
 
@@ -378,14 +388,14 @@ async def test_stats_over_many_plays_group_by_day_and_leave_out_old_ones(api, da
 
 @pytest.mark.parametrize("days", ["0", "366", "-1", "abc", "1.5", "", "30d"])
 @pytest.mark.gen_test
-async def test_stats_days_out_of_range_is_400(api, days):
+async def test_stats_days_out_of_range_is_400(api, days, admin_token):
     reply = await api.get(f"/admin/stats?days={days}", token=await admin_token(api))
     assert reply.status == 400
     assert "days" in reply.error
 
 
 @pytest.mark.gen_test
-async def test_stats_default_to_30_days(api):
+async def test_stats_default_to_30_days(api, admin_token):
     reply = await api.get("/admin/stats", token=await admin_token(api))
     assert reply.json == {"days": 30, "videos": []}
 
@@ -403,7 +413,7 @@ class FailingPlays:
 
 
 @pytest.mark.gen_test
-async def test_counting_during_a_database_outage_still_answers_and_loses_one_batch(api, services, caplog):
+async def test_counting_during_a_database_outage_still_answers_and_loses_one_batch(api, services, caplog, admin_token):
     user = await api.user("ann@example.com")
     video = (await api.dashboard(user))[0]
     real = services.plays._plays
@@ -425,7 +435,7 @@ async def test_counting_during_a_database_outage_still_answers_and_loses_one_bat
 
 
 @pytest.mark.gen_test
-async def test_during_an_outage_each_flush_tries_one_batch_and_keeps_the_rest(api, services, monkeypatch):
+async def test_during_an_outage_each_flush_tries_one_batch_and_keeps_the_rest(api, services, monkeypatch, admin_token):
     monkeypatch.setattr("services.catalog.plays.BATCH_SIZE", 2)
     user = await api.user("ann@example.com")
     video = (await api.dashboard(user))[0]
@@ -455,7 +465,7 @@ async def test_stopping_during_an_outage_gives_up_the_plays_and_does_not_raise(a
 
 
 @pytest.mark.gen_test
-async def test_plays_stored_while_the_counters_fail_are_not_lost(api, services, caplog):
+async def test_plays_stored_while_the_counters_fail_are_not_lost(api, services, caplog, admin_token):
     user = await api.user("ann@example.com")
     video = (await api.dashboard(user))[0]
     await watch(api, user, video, times=3)
@@ -502,7 +512,7 @@ async def test_the_background_flush_writes_plays_and_stop_writes_the_rest(api, s
 
 
 @pytest.mark.gen_test
-async def test_deleting_a_users_plays_keeps_the_counts_but_not_the_person(api, services, database):
+async def test_deleting_a_users_plays_keeps_the_counts_but_not_the_person(api, services, database, admin_token):
     ann, bob = await api.user("ann@example.com"), await api.user("bob@example.com")
     ann_id = (await api.get("/auth/me", token=ann)).json["user"]["id"]
     video = (await api.dashboard(ann))[0]

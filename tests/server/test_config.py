@@ -128,11 +128,16 @@ def test_account_defaults_follow_the_contract():
     assert (config.refresh_ttl_seconds, config.refresh_reuse_grace_seconds) == (30 * 86400, 10)
     assert config.password_reset_ttl_seconds == 30 * 60
     assert config.smtp_url == "" and "{token}" in config.password_reset_url
+    assert (config.email_verify_url, config.email_verify_ttl_seconds) == ("videoapp://verify?token={token}", 86400)
+    assert (config.require_email_verification, config.mail_dir) == (False, ".mail")
+    assert load_config(env={"REQUIRE_EMAIL_VERIFICATION": "true"}).require_email_verification is True
 
 
 @pytest.mark.parametrize("env", [{"SMTP_URL": "http://mail.example.com"}, {"SMTP_URL": "smtp://u:p@host:port"},
                                  {"PASSWORD_RESET_URL": "videoapp://reset"}, {"REFRESH_TTL_SECONDS": "0"},
-                                 {"REFRESH_REUSE_GRACE_SECONDS": "-1"}, {"PASSWORD_RESET_TTL_SECONDS": "0"}])
+                                 {"REFRESH_REUSE_GRACE_SECONDS": "-1"}, {"PASSWORD_RESET_TTL_SECONDS": "0"},
+                                 {"EMAIL_VERIFY_URL": "videoapp://verify"}, {"EMAIL_CHANGE_URL": "x"},
+                                 {"EMAIL_VERIFY_TTL_SECONDS": "0"}, {"MAIL_DIR": ""}])
 def test_account_settings_that_cannot_work_are_refused(env):
     with pytest.raises(ConfigError) as raised:
         load_config(env=env)

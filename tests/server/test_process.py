@@ -30,6 +30,7 @@ from tests.support import (
     free_port,
     running_server,
 )
+from tests.support.devmail import mailed_verification_token
 
 SECRET = TEST_SECRET  # the child's JWT_SECRET
 OUTAGE_BOUND_SECONDS = 3  # a correctness bound (fail fast, never hang), not a benchmark
@@ -504,3 +505,19 @@ def test_the_listen_backlog_is_the_configured_one_not_tornados_128(backlog):
         with open("/proc/sys/net/core/somaxconn", encoding="ascii") as limit:
             kernel_cap = int(limit.read())
         assert listen_backlog_of(server.port) == min(kernel_cap, 2048 if backlog is None else 333)
+
+
+def test_development_mail_lands_in_the_working_directory_and_its_link_works():
+    """As a developer runs it (no SMTP_URL): the sign-up's mail is a whole .eml file under
+    .mail/, the log names the file but not the token, and the link verifies the address."""
+    email = "dev@example.com"
+    with running_server({"ADMIN_EMAILS": email}) as server:
+        reply = server.request("POST", "/auth/signup", json_body={"name": "Dev", "email": email, "password": PASSWORD})
+        assert reply.status == 201
+        token = mailed_verification_token(server.cwd / ".mail", email)
+        reply = server.request("POST", "/auth/verify-email/confirm", json_body={"token": token})
+        assert reply.status == 200
+        assert reply.json["user"]["email_verified"] is True
+        log = server.stderr
+    assert ".mail/" in log and ".eml" in log
+    assert token not in log

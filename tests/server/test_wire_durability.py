@@ -10,7 +10,9 @@ operation runs as a task on the event loop while mockupdb's threads answer.
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import bcrypt
 import pytest
@@ -30,7 +32,8 @@ DATABASE = "video_app_wire"
 TIMEOUT_MS = 2500
 # Every collection holding a credential, its revocation or a throttle's count.
 DURABLE = {"users", "sessions", "refresh_tokens", "login_failures",
-           "password_reset_tokens", "password_reset_requests"}
+           "password_reset_tokens", "password_reset_requests",
+           "email_verification_tokens", "email_change_tokens", "mail_requests"}
 WRITES = {"insert", "update", "delete", "findandmodify"}
 ADDRESS = "203.0.113.7"
 EMAIL = "ann@example.com"
@@ -115,8 +118,9 @@ def executor():
 
 
 def wire_config(uri: str):
+    # Development mail (a sign-up's verification, a reset) goes to a temporary directory.
     return load_config(env={}, mongodb_uri=uri, jwt_secrets=(TEST_SECRET,), bcrypt_rounds=4,
-                       mongodb_timeout_ms=TIMEOUT_MS)
+                       mongodb_timeout_ms=TIMEOUT_MS, mail_dir=str(Path(tempfile.gettempdir()) / "video-app-wire-mail"))
 
 
 class Wire:
@@ -227,7 +231,8 @@ async def test_password_change(wire):
     await wire.services.accounts.change_password(
         wire.principal, {"current_password": PASSWORD, "new_password": "a new secret"}, ADDRESS)
     assert_durable(wire.primary, {("find", "users"), ("update", "login_failures"), ("delete", "login_failures"),
-                                  ("update", "users"), ("delete", "sessions"), ("delete", "refresh_tokens")})
+                                  ("update", "users"), ("delete", "password_reset_tokens"), ("delete", "sessions"),
+                                  ("delete", "refresh_tokens")})
 
 
 @pytest.mark.gen_test
@@ -245,7 +250,8 @@ async def test_account_deletion(wire):
     await wire.services.accounts.delete_account(wire.principal, {"password": PASSWORD}, ADDRESS)
     assert_durable(wire.primary, {("find", "users"), ("update", "login_failures"), ("update", "users"),
                                   ("delete", "sessions"), ("delete", "refresh_tokens"),
-                                  ("delete", "password_reset_tokens"), ("delete", "users")})
+                                  ("delete", "password_reset_tokens"), ("delete", "email_verification_tokens"),
+                                  ("delete", "email_change_tokens"), ("delete", "users")})
 
 
 @pytest.mark.gen_test
