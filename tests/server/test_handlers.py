@@ -6,8 +6,11 @@ import tornado.web
 from tornado import httputil
 
 from handlers.base import BaseHandler
+from handlers.errors import STATUS_FOR_ERROR, status_for
 from handlers.headers import STATIC_HEADERS, put_header, put_headers
 from server.app import InFlight
+from services.common.errors import NotFound, RetryLater, ServiceError
+from tests.support.client import assert_json_error
 
 
 class _PutHeadersHandler(tornado.web.RequestHandler):
@@ -72,3 +75,51 @@ async def test_tornados_own_http_errors_are_json_with_their_reason(app, api):
     brewing = await api.post("/teapot", {})
     assert brewing.status == 409
     assert brewing.error == "Already Brewing"
+
+
+# Defined here, on purpose outside the table: what a forgotten entry would be.
+class _UnmappedError(ServiceError):
+    pass
+
+
+class _UnmappedRetry(RetryLater):
+    pass
+
+
+class _SubclassOfMapped(NotFound):
+    pass
+
+
+def _every_service_error() -> list[type[ServiceError]]:
+    """ServiceError and every subclass, recursively, wherever defined (these tests' too)."""
+    found, pending = [], [ServiceError]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+class _RaisingHandler(BaseHandler):
+    requires_auth = False
+    error: ServiceError
+
+    def get(self):
+        raise self.error
+
+
+@pytest.mark.gen_test
+async def test_every_service_error_is_a_json_answer_with_the_status_of_its_nearest_mapped_class(app, api):
+    classes = _every_service_error()
+    assert {_UnmappedError, _UnmappedRetry, _SubclassOfMapped} <= set(classes)
+    for number, cls in enumerate(classes):
+        error = cls("A sentence.", 7) if issubclass(cls, RetryLater) else cls("A sentence.")
+        handler = type(f"_Raising{number}", (_RaisingHandler,), {"error": error})
+        app.add_handlers(r".*", [(rf"/raise/{number}", handler)])
+        reply = await api.get(f"/raise/{number}")
+        mapped = [STATUS_FOR_ERROR[base] for base in cls.__mro__ if base in STATUS_FOR_ERROR]
+        expected = mapped[0] if mapped else 500
+        assert_json_error(reply, expected)
+        assert reply.error == ("A sentence." if mapped else "Internal server error"), cls
+    assert status_for(_SubclassOfMapped("x")) == 404
+    assert status_for(_UnmappedError("x")) == 500 and status_for(_UnmappedRetry("x", 1)) == 500
