@@ -12,7 +12,7 @@ from services.catalog.playback import Playback
 from services.catalog.progress import WatchHistory, validated_progress
 from services.catalog.videos import VideoCatalog, title_words
 from services.common.clock import isoformat
-from services.common.errors import Forbidden, InvalidInput, NotFound
+from services.common.errors import InvalidInput, NotFound
 
 VIDEOS_CURSOR = "videos"
 HISTORY_CURSOR = "history"
@@ -57,11 +57,11 @@ class Library:
 
     async def save_progress(self, principal: Principal, video_id: str, body) -> dict:
         video = await self._catalog.get(video_id)
-        if video is None:
+        # An inactive video is answered exactly as a missing one (as by video()), so that
+        # no answer confirms that its id exists.
+        if video is None or not video.get("is_active"):
             raise NotFound("Video not found.")
         position, duration = validated_progress(body)
-        if not video.get("is_active"):
-            raise Forbidden("This video is not available.")
         return _progress_fields(await self._history.save(principal.user_id, video["_id"], position, duration))
 
     async def history(self, principal: Principal, base_url: str, *, limit: str | None,
