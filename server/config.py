@@ -70,6 +70,8 @@ class Config:
 
     # Empty: /metrics is open (keep it off the public internet some other way).
     metrics_token: str = ""
+    # Production refuses an open /metrics unless this says the port is on a private network.
+    metrics_public: bool = False
 
     refresh_ttl_seconds: int = 2592000
     refresh_reuse_grace_seconds: float = 10
@@ -186,6 +188,9 @@ def _checked(config: Config, secret_was_given: bool, problems: list[str] | None 
             problems.append("APP_ENV=production needs MONGODB_URI: the embedded store loses every write on restart")
         if "*" in config.cors_origins:
             problems.append("APP_ENV=production needs CORS_ORIGINS to list the allowed origins, not '*'")
+        if not config.metrics_token and not config.metrics_public:
+            problems.append("APP_ENV=production needs METRICS_TOKEN in the environment, or METRICS_PUBLIC=true "
+                            "if /metrics may be open to anyone who reaches the port (a private network)")
     short = [i for i, s in enumerate(config.jwt_secrets) if len(s.encode()) < MIN_SECRET_BYTES]
     if short and (config.is_production or secret_was_given):
         problems.append("JWT_SECRET and every JWT_PREVIOUS_SECRETS entry must be at least 32 bytes")
