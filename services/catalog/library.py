@@ -42,11 +42,14 @@ class Library:
     async def browse(self, principal: Principal, base_url: str, *, limit: str | None, cursor: str | None,
                      q: str | None) -> dict:
         page_size = parse_limit(limit)
-        after = self._cursors.decode(VIDEOS_CURSOR, cursor)
         words = self._search_words(q)
+        # The cursor is bound to the normalised words: "Zebra " pages on from "zebra", "steve" does not.
+        query = {"q": words or []}
+        after = self._cursors.decode(VIDEOS_CURSOR, cursor, query=query)
         # One more than the page: whether it exists says whether there is a next page.
         videos, next_cursor = self._cursors.page(
-            VIDEOS_CURSOR, await self._catalog.page(page_size + 1, after, active=True, words=words), page_size)
+            VIDEOS_CURSOR, await self._catalog.page(page_size + 1, after, active=True, words=words), page_size,
+            query=query)
         return {"videos": self._playback.items(videos, principal, base_url), "next_cursor": next_cursor}
 
     async def video(self, principal: Principal, base_url: str, video_id: str) -> dict:
