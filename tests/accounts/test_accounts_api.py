@@ -114,6 +114,23 @@ async def test_login_returns_a_token_and_the_public_user(api):
     assert claims["sid"]
 
 
+@pytest.mark.parametrize("raw", [
+    b'{"email": "ann@example.com", "password": "wrong-password", "password": "%s"}',
+    b'{"email": "ann@example.com", "password": "%s", "password": "wrong-password"}',
+    b'{"email": "ann@example.com", "password": "%s", "pass\\u0077ord": "wrong-password"}',  # one name, escaped
+    b'{"email": "eve@example.com", "email": "ann@example.com", "password": "%s"}',
+])
+@pytest.mark.gen_test
+async def test_a_login_body_that_repeats_a_member_name_is_400_whichever_value_is_right(api, raw):
+    """Two parsers could read such a body two ways (one the first value, one the last)."""
+    await api.signup()
+    reply = await api.request("POST", "/auth/login", body=raw.replace(b"%s", PASSWORD.encode()),
+                              headers={"Content-Type": "application/json"})
+    assert reply.status == 400, reply.body
+    assert "repeats the member name" in reply.error and ("password" in reply.error or "email" in reply.error)
+    assert await api.login()  # the same fields, each once: fine
+
+
 @pytest.mark.gen_test
 async def test_login_failure_says_the_same_whether_or_not_the_email_exists(api):
     await api.signup()
