@@ -68,13 +68,28 @@ EMAIL = And(
     str, Use(normalize_email), str,
     error="Email must be a valid email address, such as name@example.com.",
 )
+class KnownPassword:
+    """A ``schema`` validator of a password the account already has (login, confirming a
+    change or a deletion): any text that could be one, 1 to 72 bytes, since accounts made
+    before the character rule may have one of 6 bytes but fewer characters. A wrong one is a
+    401, after the password check."""
+
+    def __init__(self, label: str):
+        self._label = label  # "Password", "Your current password"
+
+    def validate(self, value: object, **_kwargs: object) -> str:
+        label = self._label
+        if not isinstance(value, str):
+            raise SchemaError(None, f"{label} must be text.")
+        if not value:
+            raise SchemaError(None, f"{label} must not be empty.")
+        if len(value.encode("utf-8")) > MAX_PASSWORD_BYTES:
+            raise SchemaError(None, f"{label} must be at most {MAX_PASSWORD_BYTES} bytes in UTF-8: "
+                                    "no password is longer.")
+        return value
+
+
 PASSWORD = NewPassword("Password")
-# A password the account already has (login, confirming a change or a deletion): any text that
-# could be one, 1 to 72 bytes, since accounts made before the character rule may have one of
-# 6 bytes but fewer characters; a wrong one is a 401, after the password check.
-CURRENT_PASSWORD = And(str, lambda v: 0 < len(v.encode("utf-8")) <= MAX_PASSWORD_BYTES,
-                       error=f"Your password must be the text you log in with (at most {MAX_PASSWORD_BYTES} "
-                             "bytes in UTF-8).")
 
 # What to say when a field is absent, by field name.
 _MISSING = {
@@ -88,7 +103,7 @@ _MISSING = {
 }
 
 SIGNUP = Schema({"name": NAME, "email": EMAIL, "password": PASSWORD}, ignore_extra_keys=True)
-LOGIN = Schema({"email": EMAIL, "password": CURRENT_PASSWORD}, ignore_extra_keys=True)
+LOGIN = Schema({"email": EMAIL, "password": KnownPassword("Password")}, ignore_extra_keys=True)
 
 # Opaque tokens we issue are 43 characters; the bound keeps junk from being hashed
 # (but lets a mistaken JWT through, to be told it is not a refresh token).
@@ -101,9 +116,9 @@ LOGOUT = Schema({Optional("scope"): And(str, lambda v: v in LOGOUT_SCOPES,
                                         error="scope must be one of: current, others, all.")},
                 ignore_extra_keys=True)
 NEW_PASSWORD = NewPassword("The new password")
-PASSWORD_CHANGE = Schema({"current_password": CURRENT_PASSWORD, "new_password": NEW_PASSWORD},
+PASSWORD_CHANGE = Schema({"current_password": KnownPassword("Your current password"), "new_password": NEW_PASSWORD},
                          ignore_extra_keys=True)
-ACCOUNT_DELETION = Schema({"password": CURRENT_PASSWORD}, ignore_extra_keys=True)
+ACCOUNT_DELETION = Schema({"password": KnownPassword("Your password")}, ignore_extra_keys=True)
 RESET_REQUEST = Schema({"email": EMAIL}, ignore_extra_keys=True)
 RESET_CONFIRM = Schema({"token": OPAQUE_TOKEN, "new_password": NEW_PASSWORD}, ignore_extra_keys=True)
 

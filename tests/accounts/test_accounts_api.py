@@ -123,6 +123,24 @@ async def test_an_account_whose_password_predates_the_character_minimum_still_lo
     assert too_long.status == 400 and "72 bytes" in too_long.error
 
 
+@pytest.mark.parametrize(("password", "words"), [
+    ("", "must not be empty"), (None, "must be text"), ({"$ne": None}, "must be text"),
+    ("\u20ac" * 25, "at most 72 bytes"),
+])
+@pytest.mark.gen_test
+async def test_a_password_being_checked_is_400_naming_what_is_wrong_before_any_check(api, password, words):
+    """Login, change and deletion confirm a password the account has: one it cannot have is a
+    400 that says why (and costs no bcrypt check); any other wrong one is a 401."""
+    token = await api.user()
+    login = await api.post("/auth/login", {"email": "ann@example.com", "password": password})
+    change = await api.post("/auth/password", {"current_password": password, "new_password": "fine-new-one"},
+                            token=token)
+    deletion = await api.request("DELETE", "/auth/me", json_body={"password": password}, token=token)
+    for reply, label in ((login, "Password"), (change, "Your current password"), (deletion, "Your password")):
+        assert reply.status == 400 and reply.error.startswith(label) and words in reply.error, reply.error
+    assert await api.login()  # none of them counted as a failed login
+
+
 @pytest.mark.parametrize("raw", [b"", b"   ", b"not json", b"[1, 2]", b'"text"', b"null", b"\xff\xfe",
                                  b"[" * 30000 + b"]" * 30000])
 @pytest.mark.gen_test
