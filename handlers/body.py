@@ -12,10 +12,17 @@ Every body is refused from its headers, before any of it is read, where it can b
 A chunked body has no declared length: past the limit its chunks are dropped, never kept,
 and the handler answers 413 (the HTTP server cuts off one that goes on far longer).
 Chunks that arrive after the answer, or after the client went away, are dropped too.
+
+A body whose objects repeat a member name, at any depth, is a 400: RFC 8259 leaves its
+meaning to the parser (orjson and json keep the last, others the first), and two parsers
+reading one body two ways is how a check is slipped past (issue 18: a login with a wrong
+"password" first and the right one last). ``parse_json`` keeps the common path to orjson
+and one count (see its docstring); bench/README.md has the cost.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, Protocol
 
 import orjson
@@ -23,6 +30,64 @@ import orjson
 from handlers.errors import HttpProblem
 from handlers.protocol import Handler
 from services.common.errors import InvalidInput
+
+
+class _RepeatedName(ValueError):
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.name = name
+
+
+def _unique_members(pairs: list[tuple[str, object]]) -> dict:
+    """json's object_pairs_hook: the object, or _RepeatedName for a name it repeats."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise _RepeatedName(name)
+            seen.add(name)
+    return found
+
+
+def _member_count(value: object) -> int:
+    """How many members the objects of a parsed JSON value have, at every depth (no recursion:
+    orjson allows 1024 levels)."""
+    count = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            count += len(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return count
+
+
+def parse_json(body: bytes | bytearray) -> Any:
+    """``body`` parsed by orjson (its errors propagate), or InvalidInput if an object in it
+    repeats a member name.
+
+    Every member of the text has one ':' outside strings, and a repeated name leaves the
+    parsed objects with fewer members than the text has. So when the body has no more ':'
+    bytes than the parsed value has members, no name was repeated: the common case (a
+    login, a progress save) costs one bytes.count() and a walk of the parsed value. Only a
+    body with ':' inside its strings (a URL, a time) or a repeated name is parsed again, by
+    json with an object_pairs_hook that sees every member in order."""
+    value = orjson.loads(body)
+    if isinstance(value, (dict, list)) and body.count(b":") > _member_count(value):
+        try:
+            json.loads(body, object_pairs_hook=_unique_members)
+        except _RepeatedName as repeated:
+            name = repeated.name if len(repeated.name) <= 40 else repeated.name[:40] + "…"
+            raise InvalidInput(f"The request body repeats the member name {name!r} in one object: "
+                               "each name may appear only once.") from None
+        except RecursionError:
+            raise InvalidInput("The request body is nested too deeply.") from None
+        except ValueError:  # never seen: orjson, the stricter, read it; but never a 500
+            raise InvalidInput("The request body must be valid JSON.") from None
+    return value
 
 
 def declared_length(value: str) -> int | None:
@@ -92,8 +157,8 @@ class JsonBody:
             # orjson, stricter than the json module where it matters: no NaN or Infinity,
             # no number too large for a double, nesting at most 1024 deep, and no lone
             # UTF-16 surrogate (valid JSON, but no text MongoDB can store), so no field
-            # of any body needs its own check for one.
-            return orjson.loads(self._body)
+            # of any body needs its own check for one. And no repeated member name.
+            return parse_json(self._body)
         except orjson.JSONDecodeError as error:
             # orjson names an escaped lone surrogate "... surrogate in string"; bytes that
             # are not UTF-8 at all it calls "not valid UTF-8" (the tests pin both readings).

@@ -60,7 +60,8 @@ class Config:
     # differs from the default.
     app_env: str = setting(
         "development", "`development` or `production`; production refuses to start without `JWT_SECRET` "
-        "(≥ 32 bytes), `MONGODB_URI` and an explicit `CORS_ORIGINS`, listing every problem at once")
+        "(≥ 32 bytes), `MONGODB_URI`, an explicit `CORS_ORIGINS` and `METRICS_TOKEN` (or `METRICS_PUBLIC=true`), "
+        "listing every problem at once")
     host: str = setting(
         "127.0.0.1", "address to listen on: `0.0.0.0` for every interface (a phone on the LAN, a container; "
         "the Procfile and the Dockerfile set it)", row="listen")
@@ -167,7 +168,11 @@ class Config:
 
     # Empty: /metrics is open (keep it off the public internet some other way).
     metrics_token: str = setting(
-        "", "when set, `GET /metrics` needs `Authorization: Bearer <it>`", secret=True)
+        "", "when set, `GET /metrics` needs `Authorization: Bearer <it>`; production needs it or `METRICS_PUBLIC`",
+        secret=True)
+    # Production refuses an open /metrics unless this says the port is on a private network.
+    metrics_public: bool = setting(
+        False, "`true`: production may start with `/metrics` open (no `METRICS_TOKEN`), for a private network")
 
     # Proven mailboxes and change of address (services/accounts/mailboxes.py).
     email_verify_url: str = setting(
@@ -300,6 +305,9 @@ def _checked(config: Config, secret_was_given: bool, problems: list[str] | None 
             problems.append("APP_ENV=production needs MONGODB_URI: the embedded store loses every write on restart")
         if "*" in config.cors_origins:
             problems.append("APP_ENV=production needs CORS_ORIGINS to list the allowed origins, not '*'")
+        if not config.metrics_token and not config.metrics_public:
+            problems.append("APP_ENV=production needs METRICS_TOKEN in the environment, or METRICS_PUBLIC=true "
+                            "if /metrics may be open to anyone who reaches the port (a private network)")
     short = [i for i, s in enumerate(config.jwt_secrets) if len(s.encode()) < MIN_SECRET_BYTES]
     if short and (config.is_production or secret_was_given):
         problems.append("JWT_SECRET and every JWT_PREVIOUS_SECRETS entry must be at least 32 bytes")

@@ -111,12 +111,14 @@ class CatalogAdmin:
 
     async def videos(self, *, limit: str | None, cursor: str | None, active: str | None) -> Page:
         page_size = parse_limit(limit)
-        after = self._cursors.decode(ADMIN_CURSOR, cursor)
         if active not in (None, "true", "false"):
             raise InvalidInput("active must be true or false.")
         only = None if active is None else active == "true"
+        query = {"active": only}  # the cursor is bound to it: one of active=true is refused with active=false
+        after = self._cursors.decode(ADMIN_CURSOR, cursor, query=query)
         videos, next_cursor = self._cursors.page(
-            ADMIN_CURSOR, await self._catalog.page(page_size + 1, after, active=only, public=False), page_size)
+            ADMIN_CURSOR, await self._catalog.page(page_size + 1, after, active=only, public=False), page_size,
+            query=query)
         return Page([admin_video(video) for video in videos], next_cursor)
 
     async def add(self, body) -> dict:

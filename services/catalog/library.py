@@ -12,7 +12,7 @@ from services.catalog.playback import Playback
 from services.catalog.progress import WatchHistory, validated_progress
 from services.catalog.videos import VideoCatalog, title_words
 from services.common.clock import isoformat
-from services.common.errors import Forbidden, InvalidInput, NotFound
+from services.common.errors import InvalidInput, NotFound
 
 VIDEOS_CURSOR = "videos"
 HISTORY_CURSOR = "history"
@@ -42,11 +42,14 @@ class Library:
     async def browse(self, principal: Principal, base_url: str, *, limit: str | None, cursor: str | None,
                      q: str | None) -> Page:
         page_size = parse_limit(limit)
-        after = self._cursors.decode(VIDEOS_CURSOR, cursor)
         words = self._search_words(q)
+        # The cursor is bound to the normalised words: "Zebra " pages on from "zebra", "steve" does not.
+        query = {"q": words or []}
+        after = self._cursors.decode(VIDEOS_CURSOR, cursor, query=query)
         # One more than the page: whether it exists says whether there is a next page.
         videos, next_cursor = self._cursors.page(
-            VIDEOS_CURSOR, await self._catalog.page(page_size + 1, after, active=True, words=words), page_size)
+            VIDEOS_CURSOR, await self._catalog.page(page_size + 1, after, active=True, words=words), page_size,
+            query=query)
         return Page(self._playback.items(videos, principal, base_url), next_cursor)
 
     async def video(self, principal: Principal, base_url: str, video_id: str) -> dict:
@@ -58,11 +61,11 @@ class Library:
 
     async def save_progress(self, principal: Principal, video_id: str, body) -> dict:
         video = await self._catalog.get(video_id)
-        if video is None:
+        # An inactive video is answered exactly as a missing one (as by video()), so that
+        # no answer confirms that its id exists.
+        if video is None or not video.get("is_active"):
             raise NotFound("Video not found.")
         position, duration = validated_progress(body)
-        if not video.get("is_active"):
-            raise Forbidden("This video is not available.")
         return _progress_fields(await self._history.save(principal.user_id, video["_id"], position, duration))
 
     async def history(self, principal: Principal, base_url: str, *, limit: str | None,

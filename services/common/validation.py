@@ -15,9 +15,12 @@ from services.common.errors import InvalidInput
 
 MAX_NAME_CHARS = 100
 MAX_EMAIL_CHARS = 254  # RFC 5321 path limit
-MIN_PASSWORD_BYTES = 6
-# bcrypt only looks at the first 72 bytes (and bcrypt 5 refuses more): a longer
-# password would be silently truncated, so it is refused with a clear message instead.
+# A new password is 6 to 72 characters (Unicode code points, as the OpenAPI document's
+# minLength and maxLength count them) and at most 72 bytes in UTF-8: bcrypt only looks at
+# the first 72 bytes (and bcrypt 5 refuses more), so a longer one would be silently
+# truncated; it is refused with a message that names the limit instead.
+MIN_PASSWORD_CHARS = 6
+MAX_PASSWORD_CHARS = 72
 MAX_PASSWORD_BYTES = 72
 
 
@@ -36,8 +39,25 @@ def normalize_email(value: str) -> str | None:
         return None
 
 
-def _password_fits(value: str) -> bool:
-    return MIN_PASSWORD_BYTES <= len(value.encode("utf-8")) <= MAX_PASSWORD_BYTES
+class NewPassword:
+    """A ``schema`` validator of a password being chosen, whose error names the limit it
+    missed: too few characters, too many characters, or too many UTF-8 bytes."""
+
+    def __init__(self, label: str):
+        self._label = label  # "Password", "The new password"
+
+    def validate(self, value: object, **_kwargs: object) -> str:
+        label = self._label
+        if not isinstance(value, str):
+            raise SchemaError(None, f"{label} must be text.")
+        if len(value) < MIN_PASSWORD_CHARS:
+            raise SchemaError(None, f"{label} must be at least {MIN_PASSWORD_CHARS} characters long.")
+        if len(value) > MAX_PASSWORD_CHARS:
+            raise SchemaError(None, f"{label} must be at most {MAX_PASSWORD_CHARS} characters long.")
+        if len(value.encode("utf-8")) > MAX_PASSWORD_BYTES:
+            raise SchemaError(None, f"{label} must be at most {MAX_PASSWORD_BYTES} bytes in UTF-8 (bcrypt's limit): "
+                              "accented letters take 2 bytes and most emoji 4, so fewer of those fit.")
+        return value
 
 
 NAME: And[Schema] = And(
@@ -48,11 +68,28 @@ EMAIL: And[Schema] = And(
     str, Use(normalize_email), str,  # type: ignore[arg-type]  # schema's types omit Use
     error="Email must be a valid email address, such as name@example.com.",
 )
-PASSWORD: And[Schema] = And(
-    str, _password_fits,
-    error=f"Password must be text of {MIN_PASSWORD_BYTES} to {MAX_PASSWORD_BYTES} bytes "
-          f"(up to {MAX_PASSWORD_BYTES} plain letters, fewer with accents or emoji).",
-)
+class KnownPassword:
+    """A ``schema`` validator of a password the account already has (login, confirming a
+    change or a deletion): any text that could be one, 1 to 72 bytes, since accounts made
+    before the character rule may have one of 6 bytes but fewer characters. A wrong one is a
+    401, after the password check."""
+
+    def __init__(self, label: str):
+        self._label = label  # "Password", "Your current password"
+
+    def validate(self, value: object, **_kwargs: object) -> str:
+        label = self._label
+        if not isinstance(value, str):
+            raise SchemaError(None, f"{label} must be text.")
+        if not value:
+            raise SchemaError(None, f"{label} must not be empty.")
+        if len(value.encode("utf-8")) > MAX_PASSWORD_BYTES:
+            raise SchemaError(None, f"{label} must be at most {MAX_PASSWORD_BYTES} bytes in UTF-8: "
+                                    "no password is longer.")
+        return value
+
+
+PASSWORD = NewPassword("Password")
 
 # What to say when a field is absent, by field name.
 _MISSING = {
@@ -68,7 +105,7 @@ _MISSING = {
 }
 
 SIGNUP = Schema({"name": NAME, "email": EMAIL, "password": PASSWORD}, ignore_extra_keys=True)
-LOGIN = Schema({"email": EMAIL, "password": PASSWORD}, ignore_extra_keys=True)
+LOGIN = Schema({"email": EMAIL, "password": KnownPassword("Password")}, ignore_extra_keys=True)
 
 # Opaque tokens we issue are 43 characters; the bound keeps junk from being hashed
 # (but lets a mistaken JWT through, to be told it is not a refresh token).
@@ -80,14 +117,9 @@ REFRESH = Schema({"refresh_token": OPAQUE_TOKEN}, ignore_extra_keys=True)
 LOGOUT = Schema({Optional("scope"): And(str, lambda v: v in LOGOUT_SCOPES,
                                         error="scope must be one of: current, others, all.")},
                 ignore_extra_keys=True)
-# A wrong current password is a 401, so any text is accepted here, however it is shaped.
-CURRENT_PASSWORD: And[Schema] = And(str, lambda v: 0 < len(v.encode("utf-8")) <= MAX_PASSWORD_BYTES,
-                       error="Your current password must be the text you log in with.")
-NEW_PASSWORD: And[Schema] = And(
-    str, _password_fits,
-    error=f"The new password must be text of {MIN_PASSWORD_BYTES} to {MAX_PASSWORD_BYTES} bytes "
-          f"(up to {MAX_PASSWORD_BYTES} plain letters, fewer with accents or emoji).",
-)
+# A wrong current password is a 401, after the password check: any text that could be one.
+CURRENT_PASSWORD = KnownPassword("Your current password")
+NEW_PASSWORD = NewPassword("The new password")
 PASSWORD_CHANGE = Schema({"current_password": CURRENT_PASSWORD, "new_password": NEW_PASSWORD},
                          ignore_extra_keys=True)
 # An ID token from Google or Apple: a JWT of about 1000 characters; the bound
@@ -105,7 +137,7 @@ APPLE_SIGN_IN = Schema({"id_token": ID_TOKEN, Optional("nonce"): NONCE, Optional
                        ignore_extra_keys=True)
 # "It is really you": the password, or (an account that signs in with Google or Apple) a
 # fresh ID token of one of its identities. Which one is present is checked by the caller.
-CONFIRMATION = Schema({Optional("password"): CURRENT_PASSWORD, Optional("id_token"): ID_TOKEN,
+CONFIRMATION = Schema({Optional("password"): KnownPassword("Your password"), Optional("id_token"): ID_TOKEN,
                        Optional("nonce"): NONCE}, ignore_extra_keys=True)
 ACCOUNT_DELETION = CONFIRMATION
 # What proves a logged-in caller is the account's owner (services/accounts/identity.py).

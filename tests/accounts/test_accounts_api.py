@@ -74,6 +74,73 @@ async def test_a_password_of_exactly_72_bytes_is_accepted_and_checked_in_full(ap
     assert wrong.status == 401
 
 
+# Each limit of a new password, and the words that name it in the 400.
+NEW_PASSWORD_LIMITS = [
+    ("\U0001f600\U0001f600", "at least 6 characters"),  # 8 bytes, 2 characters: the byte count let it in
+    ("12345", "at least 6 characters"),
+    ("x" * 73, "at most 72 characters"),
+    ("\u00e9" * 73, "at most 72 characters"),
+    ("\u20ac" * 25, "at most 72 bytes"),  # 25 characters, 75 bytes
+    ("\U0001f600" * 19, "at most 72 bytes"),
+    (12345678, "must be text"),
+    ({"$ne": None}, "must be text"),
+]
+
+
+@pytest.mark.parametrize(("password", "words"), NEW_PASSWORD_LIMITS)
+@pytest.mark.gen_test
+async def test_a_new_password_is_6_to_72_characters_and_72_bytes_wherever_it_is_chosen(api, services, password, words):
+    """Sign-up, change and reset confirmation hold a new password to one rule, and the 400
+    says which limit it missed."""
+    reply = await api.post("/auth/signup", {"name": "Bo", "email": "bo@example.com", "password": password})
+    assert reply.status == 400 and words in reply.error and reply.error.startswith("Password"), reply.error
+    token = await api.user()
+    reply = await api.post("/auth/password", {"current_password": PASSWORD, "new_password": password}, token=token)
+    assert reply.status == 400 and words in reply.error and "new password" in reply.error, reply.error
+    reply = await api.post("/auth/password-reset/confirm", {"token": "x" * 43, "new_password": password})
+    assert reply.status == 400 and words in reply.error and "new password" in reply.error, reply.error
+
+
+@pytest.mark.parametrize("password", ["\u00e9" * 6, "\U0001f600" * 6, "x" * 72, "\u00e9" * 36, "\U0001f600" * 18])
+@pytest.mark.gen_test
+async def test_six_characters_of_any_width_up_to_72_bytes_make_a_password(api, password):
+    await api.signup(email="wide@example.com", password=password)
+    assert await api.login(email="wide@example.com", password=password)
+
+
+@pytest.mark.gen_test
+async def test_an_account_whose_password_predates_the_character_minimum_still_logs_in(api, services):
+    """Six bytes used to be enough: two emoji. Login and the confirmations take any password
+    an account can have (1 to 72 bytes), so such an account keeps working."""
+    user_id = await api.signup()
+    legacy = "\U0001f600\U0001f600"
+    assert await services.accounts._users.set_password(user_id, legacy)  # as the former rule allowed
+    token = await api.login(password=legacy)
+    assert (await api.post("/auth/login", {"email": "ann@example.com", "password": "\U0001f600"})).status == 401
+    reply = await api.post("/auth/password", {"current_password": legacy, "new_password": PASSWORD}, token=token)
+    assert reply.status == 200, reply.body
+    too_long = await api.post("/auth/login", {"email": "ann@example.com", "password": "\u20ac" * 25})
+    assert too_long.status == 400 and "72 bytes" in too_long.error
+
+
+@pytest.mark.parametrize(("password", "words"), [
+    ("", "must not be empty"), (None, "must be text"), ({"$ne": None}, "must be text"),
+    ("\u20ac" * 25, "at most 72 bytes"),
+])
+@pytest.mark.gen_test
+async def test_a_password_being_checked_is_400_naming_what_is_wrong_before_any_check(api, password, words):
+    """Login, change and deletion confirm a password the account has: one it cannot have is a
+    400 that says why (and costs no bcrypt check); any other wrong one is a 401."""
+    token = await api.user()
+    login = await api.post("/auth/login", {"email": "ann@example.com", "password": password})
+    change = await api.post("/auth/password", {"current_password": password, "new_password": "fine-new-one"},
+                            token=token)
+    deletion = await api.request("DELETE", "/auth/me", json_body={"password": password}, token=token)
+    for reply, label in ((login, "Password"), (change, "Your current password"), (deletion, "Your password")):
+        assert reply.status == 400 and reply.error.startswith(label) and words in reply.error, reply.error
+    assert await api.login()  # none of them counted as a failed login
+
+
 @pytest.mark.parametrize("raw", [b"", b"   ", b"not json", b"[1, 2]", b'"text"', b"null", b"\xff\xfe",
                                  b"[" * 30000 + b"]" * 30000])
 @pytest.mark.gen_test
@@ -112,6 +179,23 @@ async def test_login_returns_a_token_and_the_public_user(api):
     assert claims["sub"] == user_id and claims["typ"] == "access"
     assert claims["exp"] - claims["iat"] == 24 * 3600
     assert claims["sid"]
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"email": "ann@example.com", "password": "wrong-password", "password": "%s"}',
+    b'{"email": "ann@example.com", "password": "%s", "password": "wrong-password"}',
+    b'{"email": "ann@example.com", "password": "%s", "pass\\u0077ord": "wrong-password"}',  # one name, escaped
+    b'{"email": "eve@example.com", "email": "ann@example.com", "password": "%s"}',
+])
+@pytest.mark.gen_test
+async def test_a_login_body_that_repeats_a_member_name_is_400_whichever_value_is_right(api, raw):
+    """Two parsers could read such a body two ways (one the first value, one the last)."""
+    await api.signup()
+    reply = await api.request("POST", "/auth/login", body=raw.replace(b"%s", PASSWORD.encode()),
+                              headers={"Content-Type": "application/json"})
+    assert reply.status == 400, reply.body
+    assert "repeats the member name" in reply.error and ("password" in reply.error or "email" in reply.error)
+    assert await api.login()  # the same fields, each once: fine
 
 
 @pytest.mark.gen_test

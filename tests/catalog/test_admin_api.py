@@ -197,6 +197,30 @@ async def test_the_admin_list_pages_through_every_video_and_filters_by_active(ap
         reply.error  # noqa: B018
 
 
+@pytest.mark.gen_test
+async def test_an_admin_cursor_is_bound_to_its_active_filter(api, admin_token):
+    token = await admin_token(api)
+    for n in range(6):
+        await add_video(api, token, youtube=f"{n:011d}", title=f"Video {n}", is_active=n % 2 == 0)
+    cursors = {}
+    for query in ("active=true&", "active=false&", ""):
+        reply = await api.get(f"/admin/videos?{query}limit=1", token=token)
+        assert reply.status == 200 and reply.json["next_cursor"]
+        cursors[query] = reply.json["next_cursor"]
+    for made_for, cursor in cursors.items():
+        for query in cursors:
+            reply = await api.get(f"/admin/videos?{query}cursor={cursor}", token=token)
+            if query == made_for:
+                assert reply.status == 200, query
+            else:
+                assert reply.status == 400, (made_for, query)
+                assert "another query" in reply.error
+    everything, _ = await api.all_pages("/admin/videos", token=token, limit=50)
+    for query, active in (("active=true", True), ("active=false", False)):
+        seen, _ = await api.all_pages(f"/admin/videos?{query}", token=token, limit=1)
+        assert [v["id"] for v in seen] == [v["id"] for v in everything if v["is_active"] is active]
+
+
 # ----- editing and deleting ---------------------------------------------------------------
 
 @pytest.mark.gen_test

@@ -118,6 +118,37 @@ async def test_tampered_foreign_and_swapped_cursors_are_400(api, services):
 
 
 @pytest.mark.gen_test
+async def test_a_cursor_is_bound_to_its_query(api, services):
+    """AIP-158: a cursor presented with another query is a 400, not a page of that query
+    starting at a position that means nothing there (which silently skipped results)."""
+    await add_videos(services, 4, prefix="Zebra")
+    await add_videos(services, 3, prefix="Quokka")
+    token = await api.user()
+
+    async def cursor_of(query: str) -> str:
+        reply = await api.get(f"/videos?{query}limit=1", token=token)
+        assert reply.status == 200 and reply.json["next_cursor"], reply.body
+        return reply.json["next_cursor"]
+
+    zebra, unfiltered = await cursor_of("q=zebra&"), await cursor_of("")
+    for query, cursor in [("q=steve&", zebra), ("", zebra), ("q=zebra+quokka&", zebra), ("q=zebra&", unfiltered),
+                          ("q=quokka&", unfiltered)]:
+        reply = await api.get(f"/videos?{query}cursor={cursor}", token=token)
+        assert reply.status == 400, query
+        assert "another query" in reply.error
+    # The same query, normalised (case, accents, spaces; a blank q is no q), pages on.
+    for query, cursor in [("q=ZEBRA+&", zebra), ("q=+&", unfiltered), ("q=&", unfiltered)]:
+        assert (await api.get(f"/videos?{query}cursor={cursor}", token=token)).status == 200, query
+    # And one query still pages through everything it finds, each once.
+    for q, prefix, count in [("zebra", "Zebra", 4), ("quokka", "Quokka", 3)]:
+        seen, pages = await api.all_pages(f"/videos?q={q}", token=token, limit=1)
+        assert sorted(v["title"] for v in seen) == [f"{prefix} {n}" for n in range(count)]
+        assert pages == count
+    seen, _ = await api.all_pages("/videos", token=token, limit=3)
+    assert [v["id"] for v in seen] == [v["id"] for v in (await api.get("/videos?limit=50", token=token)).json["videos"]]
+
+
+@pytest.mark.gen_test
 async def test_videos_needs_a_login(api):
     assert (await api.get("/videos")).status == 401
     assert (await api.get(f"/videos/{ObjectId()}")).status == 401
@@ -258,10 +289,14 @@ async def test_progress_of_unknown_or_inactive_videos(api, database):
     video = (await api.dashboard(token))[0]
     for video_id in (str(ObjectId()), "nope"):
         assert (await put_progress(api, token, video_id, 1)).status == 404
+    unknown = await put_progress(api, token, str(ObjectId()), 1)
     await database["videos"].update_one({"_id": ObjectId(video["id"])}, {"$set": {"is_active": False}})
-    reply = await put_progress(api, token, video["id"], 1)
-    assert reply.status == 403
-    assert "not available" in reply.error
+    # An inactive video is answered as an unknown one, word for word, as GET /videos/{id} does:
+    # nothing confirms that the id exists. A bad body changes nothing.
+    for position in (1, "junk"):
+        reply = await put_progress(api, token, video["id"], position)
+        assert reply.status == 404 and reply.error == unknown.error
+    assert (await api.get(f"/videos/{video['id']}", token=token)).status == 404
     assert (await api.request("PUT", f"/video/{video['id']}/progress", json_body={})).status == 401
 
 

@@ -7,7 +7,7 @@ from bson import ObjectId
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.catalog.cursors import CursorCodec, parse_limit
+from services.catalog.cursors import MAX_CURSOR_CHARS, CursorCodec, parse_limit
 from services.catalog.progress import PROGRESS, validated_progress
 from services.catalog.videos import title_words
 from services.catalog.youtube import EXPECTED, parse_youtube_id
@@ -194,3 +194,22 @@ def test_progress_bodies_both_ways(body, answer):
             assert got == answer
         else:
             assert got[0] == "refused" and answer in got[1]
+
+
+def test_a_cursor_is_bound_to_its_query_and_stays_short_whatever_the_query():
+    codec = CursorCodec(("a-secret-that-is-long-enough-for-this-test-0123",))
+    moment, oid = dt.datetime(2026, 1, 2, tzinfo=dt.UTC), ObjectId()
+    long_words = ["\u00e9\u00e8\u00ea" * 6] * 10  # as long as a q can be, every character escaped in JSON
+    for query in (None, {"q": []}, {"q": ["zebra"]}, {"q": long_words}, {"active": True}, {"active": None}):
+        cursor = codec.encode("videos", moment, oid, query=query)
+        assert len(cursor) <= MAX_CURSOR_CHARS
+        assert codec.decode("videos", cursor, query=query) == (moment, oid)
+        assert codec.decode("videos", cursor, query=dict(query or {})) == (moment, oid)  # the same, rebuilt
+    zebra = codec.encode("videos", moment, oid, query={"q": ["zebra"]})
+    for other in (None, {"q": []}, {"q": ["steve"]}, {"q": ["zebra", "steve"]}, {"active": True}):
+        with pytest.raises(InvalidInput, match="another query"):
+            codec.decode("videos", zebra, query=other)
+    active = codec.encode("admin-videos", moment, oid, query={"active": True})
+    for other in ({"active": False}, {"active": None}):
+        with pytest.raises(InvalidInput, match="another query"):
+            codec.decode("admin-videos", active, query=other)

@@ -11,7 +11,7 @@ from server.config import Config, ConfigError, load_config
 from tests.support import REPO_ROOT
 
 GOOD_SECRET = "s" * 40
-PRODUCTION = {"APP_ENV": "production", "JWT_SECRET": GOOD_SECRET,
+PRODUCTION = {"APP_ENV": "production", "JWT_SECRET": GOOD_SECRET, "METRICS_TOKEN": "m" * 32,
               "MONGODB_URI": "mongodb://db:27017/video_app", "CORS_ORIGINS": "https://app.example.com"}
 
 
@@ -50,6 +50,9 @@ def test_production_accepts_a_complete_configuration_with_previous_secrets():
     ({"MONGODB_URI": None}, "MONGODB_URI"),
     ({"CORS_ORIGINS": "*"}, "CORS_ORIGINS"),
     ({"JWT_PREVIOUS_SECRETS": "tooshort"}, "JWT_PREVIOUS_SECRETS"),
+    ({"METRICS_TOKEN": None}, "METRICS_TOKEN"),
+    ({"METRICS_TOKEN": "  "}, "METRICS_PUBLIC=true"),
+    ({"METRICS_TOKEN": None, "METRICS_PUBLIC": "false"}, "METRICS_TOKEN"),
 ])
 def test_production_refuses_to_start_and_says_why(change, named):
     env = {k: v for k, v in {**PRODUCTION, **change}.items() if v is not None}
@@ -144,12 +147,20 @@ def test_account_settings_that_cannot_work_are_refused(env):
     assert ":p@" not in str(raised.value)
 
 
+def test_production_starts_with_open_metrics_only_when_told_they_are_public():
+    open_metrics = {k: v for k, v in PRODUCTION.items() if k != "METRICS_TOKEN"}
+    config = load_config(env={**open_metrics, "METRICS_PUBLIC": "true"})
+    assert (config.metrics_token, config.metrics_public) == ("", True)
+    assert load_config(env={**PRODUCTION, "METRICS_PUBLIC": "true"}).metrics_token == "m" * 32
+    assert not load_config(env={}).metrics_public  # development: open without being told
+
+
 def test_production_lists_every_problem_at_once():
     """Three missing settings are one refusal naming all three, not three restarts."""
     with pytest.raises(ConfigError) as raised:
         load_config(env={"APP_ENV": "production", "CORS_ORIGINS": "*", "PORT": "eighty", "BCRYPT_ROUNDS": "3"})
     message = str(raised.value)
-    for named in ("JWT_SECRET", "MONGODB_URI", "CORS_ORIGINS", "PORT", "BCRYPT_ROUNDS"):
+    for named in ("JWT_SECRET", "MONGODB_URI", "CORS_ORIGINS", "METRICS_TOKEN", "PORT", "BCRYPT_ROUNDS"):
         assert named in message
 
 
@@ -190,8 +201,11 @@ def test_docker_compose_with_env_example_as_dotenv_starts_and_passes_every_varia
     config = load_config(env=container)
     assert not config.uses_embedded_store
 
-    production = _container_env({**dotenv, "APP_ENV": "production", "JWT_SECRET": GOOD_SECRET})
+    production = _container_env({**dotenv, "APP_ENV": "production", "JWT_SECRET": GOOD_SECRET,
+                                 "METRICS_TOKEN": "m" * 32})
     assert load_config(env=production).is_production  # CORS_ORIGINS=* used to crash-loop here
+    with pytest.raises(ConfigError, match="METRICS_TOKEN"):  # .env.example's METRICS_PUBLIC=false
+        load_config(env={**production, "METRICS_TOKEN": ""})
 
 
 def test_the_mongodb_driver_is_motor_unless_pymongo_is_chosen():

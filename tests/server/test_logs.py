@@ -11,7 +11,7 @@ import logging
 import pytest
 from tornado.httputil import HTTPHeaders
 
-from server.logs import USER_AGENT_CHARS, AccessLog, access_log
+from server.logs import PATH_CHARS, USER_AGENT_CHARS, AccessLog, access_log
 from tests.support import open_raw_connection
 
 
@@ -127,6 +127,36 @@ def test_the_user_agent_is_cut_short_and_stays_valid_json():
     assert len(stream.getvalue()) < 1000
 
 
+SECRET = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzZWNyZXQtc3ViamVjdCJ9.c2VjcmV0LXNpZ25hdHVyZQ"
+OPAQUE_SECRET = "s3cr3t-opaque-value"
+
+
+@pytest.mark.parametrize(("path", "headers"), [
+    (f"/video/x/stream%3Ftoken={OPAQUE_SECRET}", {}),  # a query percent-encoded into the path
+    (f"/video/x/stream%3ftoken%3d{OPAQUE_SECRET}", {}),
+    (f"/video/x;token={OPAQUE_SECRET}", {}),
+    (f"/video/{SECRET}/stream", {}),
+    ("/dashboard", {"User-Agent": f"curl Bearer {OPAQUE_SECRET}"}),
+    ("/dashboard", {"User-Agent": f"app ?access_token={OPAQUE_SECRET}"}),
+    ("/dashboard", {"User-Agent": f"app {SECRET}"}),
+])
+def test_the_access_line_passes_the_same_redaction_as_every_other_line(path, headers):
+    stream = io.StringIO()
+    entry = logged_once(AccessLog(stream), stream, FakeHandler(200, path=path, headers=headers))
+    assert "[redacted]" in entry["path"] + entry["user_agent"]
+    for part in (OPAQUE_SECRET, *SECRET.split(".")):
+        assert part not in stream.getvalue()
+
+
+def test_a_long_path_or_method_is_cut_so_its_redaction_costs_a_bounded_time():
+    stream = io.StringIO()
+    path = "/" + "token" * 10000
+    entry = logged_once(AccessLog(stream), stream, FakeHandler(404, path=path, method="X" * 5000))
+    assert entry["path"] == path[:PATH_CHARS]
+    assert len(entry["method"]) < 20
+    assert len(stream.getvalue()) < 2000
+
+
 def test_no_user_agent_is_an_empty_string():
     stream = io.StringIO()
     assert logged_once(AccessLog(stream), stream, FakeHandler(200))["user_agent"] == ""
@@ -193,6 +223,28 @@ async def test_no_secret_reaches_any_log_line_even_from_tornado_about_a_malforme
     assert "[redacted]" in text
     for part in [*secret.split("."), "dXNlcjpodW50ZXIy"]:
         assert part not in text
+
+
+@pytest.mark.gen_test
+async def test_a_token_in_a_query_string_or_a_path_never_reaches_the_access_log(app, http_server, base_url):
+    stream = io.StringIO()
+    app.access_log = AccessLog(stream)
+    for raw in (
+        f"GET /video/x/play?token={OPAQUE_SECRET} HTTP/1.1\r\nHost: x\r\n\r\n",
+        f"GET /video/x/play?a=1&token={SECRET} HTTP/1.1\r\nHost: x\r\n\r\n",
+        f"GET /video/x/stream%3Ftoken={OPAQUE_SECRET} HTTP/1.1\r\nHost: x\r\n\r\n",
+        f"GET http://x/video/x/stream?token={OPAQUE_SECRET} HTTP/1.1\r\nHost: x\r\n\r\n",
+        f"GET /auth/me HTTP/1.1\r\nHost: x\r\nUser-Agent: Bearer {OPAQUE_SECRET}\r\n\r\n",
+    ):
+        reader, writer = await open_raw_connection(base_url)
+        writer.write(raw.encode("latin-1"))
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+    app.access_log.flush()
+    logged = lines(stream)
+    assert len(logged) == 5
+    for part in (OPAQUE_SECRET, *SECRET.split(".")):
+        assert part not in stream.getvalue()
 
 
 def test_redaction_leaves_ordinary_words_alone():

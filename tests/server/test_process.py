@@ -343,6 +343,7 @@ def test_sigterm_during_a_database_outage_answers_503_then_exits_0():
 SHORT_SECRET = "short-jwt-secret-value"  # < 32 bytes
 ORIGIN = "https://app.example.com"
 DB_PASSWORD = "db-password-in-the-uri-42"
+METRICS_TOKEN = "metrics-token-of-the-production-tests"
 
 
 def production_env(**changes: str | None) -> dict[str, str]:
@@ -352,6 +353,7 @@ def production_env(**changes: str | None) -> dict[str, str]:
         "MONGODB_URI": f"mongodb://{HOST}:{free_port()}/video_app",
         "MONGODB_TIMEOUT_MS": "500",
         "CORS_ORIGINS": ORIGIN,
+        "METRICS_TOKEN": METRICS_TOKEN,
     }
     env.update(changes)
     return {k: v for k, v in env.items() if v is not None}
@@ -364,6 +366,7 @@ BAD_PRODUCTION_CONFIGS = {
     "mongodb_uri_unset": (production_env(MONGODB_URI=None), "MONGODB_URI"),
     "cors_wildcard": (production_env(CORS_ORIGINS="*"), "CORS_ORIGINS"),
     "cors_default_wildcard": (production_env(CORS_ORIGINS=None), "CORS_ORIGINS"),
+    "metrics_open": (production_env(METRICS_TOKEN=None), "METRICS_TOKEN"),
 }
 
 
@@ -391,7 +394,7 @@ def assert_refuses_to_start(env: dict, named: str, secrets: tuple[str, ...]) -> 
 @pytest.mark.parametrize("name", list(BAD_PRODUCTION_CONFIGS))
 def test_production_refuses_to_start_and_says_why(name):
     env, named = BAD_PRODUCTION_CONFIGS[name]
-    assert_refuses_to_start(env, named, (SECRET, SHORT_SECRET))
+    assert_refuses_to_start(env, named, (SECRET, SHORT_SECRET, METRICS_TOKEN))
 
 
 def test_production_never_logs_its_secrets():
@@ -404,7 +407,7 @@ def test_production_never_logs_its_secrets():
         output = server.stderr
     listening = [e for e in server.log_lines() if e.get("message") == "listening"]
     assert listening and listening[0]["mode"] == "production"
-    for secret in (SECRET, DB_PASSWORD, token, PASSWORD):
+    for secret in (SECRET, DB_PASSWORD, token, PASSWORD, METRICS_TOKEN):
         assert secret not in output
 
 
