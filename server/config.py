@@ -70,6 +70,9 @@ class Config:
 
     # Empty: /metrics is open (keep it off the public internet some other way).
     metrics_token: str = ""
+    # Where workers share their metrics (WEB_CONCURRENCY above 1). Empty: a fresh temporary
+    # directory the server makes before forking and removes when it stops.
+    prometheus_multiproc_dir: str = ""
 
     refresh_ttl_seconds: int = 2592000
     refresh_reuse_grace_seconds: float = 10
@@ -211,6 +214,9 @@ def _checked(config: Config, secret_was_given: bool, problems: list[str] | None 
     if config.web_concurrency > 1 and config.uses_embedded_store:
         problems.append("WEB_CONCURRENCY above 1 needs MONGODB_URI: the embedded store lives in one process, "
                         "so each worker would have its own accounts and sessions")
+    if config.prometheus_multiproc_dir and not os.path.isdir(config.prometheus_multiproc_dir):
+        problems.append("PROMETHEUS_MULTIPROC_DIR must name an existing directory (or be empty: the server "
+                        "makes its own)")
     if config.log_level.lower() not in LOG_LEVELS:
         problems.append(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {config.log_level!r}")
     if not config.host:

@@ -5,26 +5,48 @@ registry would make the second one fail on duplicate names). Requests are labell
 route PATTERN (``/video/{video_id}/play``), never by raw path, so ids cannot grow the
 label set; a path no route matches is ``unmatched``.
 
-The per-request figures are plain counters in dicts, added to on the event loop (the
-only thread that finishes requests, so no lock is needed), and turned into Prometheus
-metric families only when /metrics is scraped (``RequestCollector``). prometheus_client's
-own Counter and Histogram take a lock and walk the buckets on every observation (about
-2 µs a request, timeit); this way it costs a few dict operations, 0.006 M instructions a
-request less (python -m bench.callgrind).
+**One process** (the default): the per-request figures are plain counters in dicts,
+added to on the event loop (the only thread that finishes requests, so no lock is
+needed), and turned into Prometheus metric families only when /metrics is scraped
+(``RequestCollector``). prometheus_client's own Counter and Histogram take a lock and walk
+the buckets on every observation (about 2 µs a request, timeit); this way it costs a few
+dict operations, 0.006 M instructions a request less (python -m bench.callgrind). Gauges
+read their function at each scrape.
+
+**Several workers** (``WEB_CONCURRENCY`` above 1): a scrape reaches one worker, so every
+figure goes to prometheus_client's multiprocess files instead (``share_between_processes``,
+called by the parent before it forks) and /metrics answers with the sum over every
+worker's files (``MultiProcessCollector``). Requests are then counted with prometheus_client's
+own Counter and Histogram; gauges are sampled from their functions every
+``GAUGE_SAMPLE_SECONDS`` (and by the worker that answers a scrape, just before it does),
+and each says how workers combine (``combine``: ``livesum`` adds the living workers, ``max``
+takes the largest, ``sum`` keeps dead workers' last values too).
+
+Adding a metric is one line in ``Metrics.__init__`` with ``self.counter``, ``self.gauge`` or
+``self.histogram``: the same line works in both modes.
 """
 
 from __future__ import annotations
 
 import bisect
+import os
 import re
+import struct
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess, values
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
+from tornado.ioloop import PeriodicCallback
 
 UNMATCHED_ROUTE = "unmatched"
 # From a fast health check to a slow bcrypt login under load (seconds).
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# With several workers: how often each worker writes its gauges to its file (seconds).
+GAUGE_SAMPLE_SECONDS = 1.0
+MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+SCRAPE_ATTEMPTS = 3
 
 
 def route_label(pattern: str) -> str:
@@ -34,26 +56,91 @@ def route_label(pattern: str) -> str:
     return re.sub(r"\\(.)", r"\1", label)
 
 
-class Metrics:
-    def __init__(self, routes, in_flight, password_checks_waiting):
-        """``routes``: (pattern, handler class) pairs; ``in_flight`` and
-        ``password_checks_waiting``: functions read at each scrape."""
-        self.registry = CollectorRegistry(auto_describe=True)
-        self._route_of = {handler: route_label(pattern) for pattern, handler, *_ in routes}
-        # (handler class, status) -> requests; handler class -> [count per bucket (the
-        # last one past every bound), ..., sum of seconds]
-        self._requests: dict[tuple[type, int], int] = {}
-        self._latency: dict[type, list] = {}
-        self.registry.register(RequestCollector(self))
-        Gauge("http_requests_in_flight", "Requests being handled now.",
-              registry=self.registry).set_function(in_flight)
-        Gauge("password_checks_waiting", "Password hashes and checks queued for a bcrypt thread.",
-              registry=self.registry).set_function(password_checks_waiting)
-        self._database_unavailable = Counter(
-            "database_unavailable_responses",
-            "Requests answered 503 because the database did not answer in time.", registry=self.registry)
+def share_between_processes(directory: str) -> None:
+    """Every metric made from now on, in this process and in the ones it forks, is kept in
+    ``directory`` (one file per process and kind). prometheus_client picks its value class
+    when it is first imported, from PROMETHEUS_MULTIPROC_DIR; this process imported it long
+    before, so the class is set here too. Call it before forking the workers."""
+    os.environ[MULTIPROC_DIR_VARIABLE] = directory
+    values.ValueClass = values.MultiProcessValue()
 
-    def observe(self, handler) -> None:
+
+def keep_in_process() -> None:
+    """One process: its metrics stay in memory even if PROMETHEUS_MULTIPROC_DIR is set
+    (prometheus_client would otherwise write every value to a file)."""
+    values.ValueClass = values.MutexValue
+
+
+def mark_process_dead(pid: int, directory: str) -> None:
+    """A worker has exited: its ``live*`` gauges stop counting (its counters stay)."""
+    multiprocess.mark_process_dead(pid, directory)
+
+
+class Metrics:
+    def __init__(self, routes: Iterable[Sequence[Any]], in_flight: Callable[[], float],
+                 password_checks_waiting: Callable[[], float], plays_dropped: Callable[[], float] = lambda: 0,
+                 shared_dir: str | None = None):
+        """``routes``: (pattern, handler class) pairs; ``in_flight``, ``password_checks_waiting``
+        and ``plays_dropped``: functions read at each scrape. ``shared_dir``: the multiprocess
+        directory (see ``share_between_processes``), or None for one process."""
+        self.shared_dir = shared_dir
+        # What /metrics shows: this app's own metrics, or every worker's files (read only at
+        # a scrape: no auto_describe, which would read them at registration too).
+        self.registry = CollectorRegistry(auto_describe=shared_dir is None)
+        # Where the metric objects register: the same registry with one process; with
+        # several, none that is shown (their values reach /metrics through the files).
+        self._own = self.registry if shared_dir is None else CollectorRegistry(auto_describe=True)
+        self._sampled: list[tuple[Gauge, Callable[[], float]]] = []
+        self._sampler: PeriodicCallback | None = None
+        self._route_of = {handler: route_label(pattern) for pattern, handler, *_ in routes}
+        if shared_dir is None:
+            # (handler class, status) -> requests; handler class -> [count per bucket (the
+            # last one past every bound), ..., sum of seconds]
+            self._requests: dict[tuple[type, int], int] = {}
+            self._latency: dict[type, list] = {}
+            self.registry.register(RequestCollector(self))
+            self.observe: Callable[[Any], None] = self._observe_locally
+        else:
+            multiprocess.MultiProcessCollector(self.registry, path=shared_dir)
+            self._request_counter = self.counter("http_requests", _REQUESTS_HELP, labels=("route", "status"))
+            self._latency_histogram = self.histogram("http_request_duration_seconds", _LATENCY_HELP,
+                                                     buckets=LATENCY_BUCKETS, labels=("route",))
+            self._shared_children: dict[tuple[type, int], tuple[Any, Any]] = {}
+            self.observe = self._observe_shared
+
+        # The metrics themselves: one line each.
+        self.gauge("http_requests_in_flight", "Requests being handled now.", in_flight, combine="livesum")
+        self.gauge("password_checks_waiting", "Password hashes and checks queued or running for a bcrypt "
+                   "thread (past PASSWORD_QUEUE_LIMIT new ones answer 503).", password_checks_waiting,
+                   combine="livesum")
+        self.gauge("plays_dropped", "Plays dropped since start: the play buffer was full, or a batch write "
+                   "failed (only ever grows while the process runs).", plays_dropped, combine="sum")
+        self._database_unavailable = self.counter(
+            "database_unavailable_responses", "Requests answered 503 because the database did not answer in time.")
+
+    # ----- declaring metrics (the same in both modes) ---------------------------------------
+
+    def counter(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Counter:
+        return Counter(name, documentation, labelnames=labels, registry=self._own)
+
+    def histogram(self, name: str, documentation: str, buckets: Sequence[float],
+                  labels: Sequence[str] = ()) -> Histogram:
+        return Histogram(name, documentation, labelnames=labels, buckets=buckets, registry=self._own)
+
+    def gauge(self, name: str, documentation: str, read: Callable[[], float], combine: str) -> Gauge:
+        """A gauge whose value is ``read()``: at each scrape with one process; sampled into
+        the worker's file with several, combined across workers as ``combine`` says
+        (prometheus_client's multiprocess_mode: livesum, livemax, max, min, sum, ...)."""
+        gauge = Gauge(name, documentation, registry=self._own, multiprocess_mode=combine)
+        if self.shared_dir is None:
+            gauge.set_function(read)
+        else:
+            self._sampled.append((gauge, read))
+        return gauge
+
+    # ----- recording ------------------------------------------------------------------------
+
+    def _observe_locally(self, handler: Any) -> None:
         """Records one finished request (called from the Application's log_function)."""
         cls = type(handler)
         key = (cls, handler.get_status())
@@ -67,11 +154,54 @@ class Metrics:
         latency[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         latency[-1] += seconds
 
+    def _observe_shared(self, handler: Any) -> None:
+        """The same, into this worker's multiprocess files."""
+        cls = type(handler)
+        key = (cls, handler.get_status())
+        children = self._shared_children.get(key)
+        if children is None:
+            route = self.route_of(cls)
+            children = self._shared_children[key] = (
+                self._request_counter.labels(route, str(key[1])), self._latency_histogram.labels(route))
+        children[0].inc()
+        children[1].observe(handler.request.request_time())
+
     def route_of(self, cls: type) -> str:
         return self._route_of.get(cls, UNMATCHED_ROUTE)
 
     def database_unavailable(self) -> None:
         self._database_unavailable.inc()
+
+    # ----- reading --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """With several workers: samples the gauges every GAUGE_SAMPLE_SECONDS (on the loop)."""
+        if self.shared_dir is not None and self._sampler is None:
+            self._sampler = PeriodicCallback(self.sample, GAUGE_SAMPLE_SECONDS * 1000)
+            self._sampler.start()
+
+    def stop(self) -> None:
+        if self._sampler is not None:
+            self._sampler.stop()
+            self._sampler = None
+
+    def sample(self) -> None:
+        """Writes this worker's gauges to its file (with several workers; nothing otherwise)."""
+        for gauge, read in self._sampled:
+            gauge.set(read())
+
+    def render(self) -> bytes:
+        """The scrape: Prometheus' text format, for every worker when they share files."""
+        self.sample()
+        for attempt in range(SCRAPE_ATTEMPTS):
+            try:
+                return generate_latest(self.registry)
+            except struct.error:
+                # A file another worker is creating this very moment (prometheus_client
+                # opens it empty, then sizes it): read them all again.
+                if attempt == SCRAPE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
 
 class RequestCollector:
@@ -80,11 +210,11 @@ class RequestCollector:
     def __init__(self, metrics: Metrics):
         self._metrics = metrics
 
-    def describe(self):
+    def describe(self) -> list[Metric]:
         return [CounterMetricFamily("http_requests", _REQUESTS_HELP, labels=["route", "status"]),
                 HistogramMetricFamily("http_request_duration_seconds", _LATENCY_HELP, labels=["route"])]
 
-    def collect(self):
+    def collect(self) -> list[Metric]:
         metrics = self._metrics
         requests = CounterMetricFamily("http_requests", _REQUESTS_HELP, labels=["route", "status"])
         by_label: dict[tuple[str, str], int] = {}
