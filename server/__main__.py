@@ -24,6 +24,7 @@ from tornado.netutil import bind_sockets
 
 from handlers.openapi import openapi_json
 from seeds.loader import seed_if_empty
+from server import tracing
 from server.app import VideoApp, build_services, make_http_server
 from server.config import Config, ConfigError, load_config, read_dotenv
 from server.database import close, connect, describe
@@ -38,6 +39,8 @@ PREPARE_RETRY_SECONDS = 5
 WORKER_EXIT_MARGIN_SECONDS = 5
 # How often account deletions cut off by an outage are looked for, after the one at start-up.
 DELETION_SWEEP_SECONDS = 60
+# How long shutdown waits for the last spans to be exported (with tracing on).
+TRACES_FLUSH_SECONDS = 5
 
 
 async def prepare_database(services) -> None:
@@ -76,6 +79,8 @@ async def serve(config: Config, started: asyncio.Future | None = None,
                 sockets: list | None = None, worker: int | None = None, metrics_dir: str | None = None) -> None:
     """Serves until SIGTERM or SIGINT. ``sockets``: already bound (a worker's); otherwise
     it listens on HOST:PORT itself. ``metrics_dir``: where the workers share their metrics."""
+    # Before the database client: PyMongo's monitoring applies to clients made afterwards.
+    traces = tracing.start()
     client, db = connect(config)
     # bcrypt releases the GIL, so these threads check passwords in parallel with the loop.
     executor = ThreadPoolExecutor(max_workers=config.bcrypt_threads or os.cpu_count() or 1,
@@ -101,7 +106,8 @@ async def serve(config: Config, started: asyncio.Future | None = None,
     where = {"host": config.host, "port": config.port, "pid": os.getpid()}
     if worker is not None:
         where["worker"] = worker
-    log.info("listening", extra={"mode": config.app_env, **where, "database": describe(config)})
+    log.info("listening", extra={"mode": config.app_env, **where, "database": describe(config),
+                                 "traces": traces is not None})
     if config.uses_embedded_store:
         log.warning("MONGODB_URI is not set: using the embedded in-memory store; "
                     "every account and session is lost when this process stops")
@@ -130,6 +136,8 @@ async def serve(config: Config, started: asyncio.Future | None = None,
     await services.plays.stop(timeout_seconds=2 * config.mongodb_timeout_ms / 1000)
     await close(client)
     app.metrics.stop()
+    if traces is not None:  # the spans still queued, within the exporter's own timeout
+        await traces.stop(timeout_seconds=TRACES_FLUSH_SECONDS)
     executor.shutdown(wait=False, cancel_futures=True)
     app.access_log.flush()
     log.info("stopped")
