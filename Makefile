@@ -33,8 +33,12 @@ seed: $(RUNTIME_STAMP) ## create the indexes and upsert the demo catalog (the re
 test: $(DEV_STAMP) ## run the whole test suite
 	$(PY) -m pytest
 
-lint: $(DEV_STAMP) ## ruff
+# The workflow is checked against GitHub's schema (vendored in check-jsonschema) and audited
+# by zizmor --offline: neither downloads anything.
+lint: $(DEV_STAMP) ## ruff, and .github/workflows against GitHub's schema and zizmor
 	$(PY) -m ruff check .
+	$(PY) -m check_jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(VENV)/bin/zizmor --offline --no-progress --quiet .github/workflows
 
 # Needs wrk (apt-get install -y wrk). Takes a few minutes; BENCH_SECONDS=2 for a quick run.
 bench: $(RUNTIME_STAMP) ## the performance harness (needs wrk; see bench/README.md)
