@@ -235,7 +235,7 @@ class VideoApp(tornado.web.Application):
             ROUTES + ASSET_ROUTES,
             in_flight=lambda: self.inflight.count,
             password_checks_waiting=lambda: services.passwords.waiting,
-            plays_dropped=lambda: services.plays.dropped,
+            plays_dropped=lambda: services.plays.dropped + services.plays.lost,
             shared_dir=metrics_dir,
         )
         super().__init__(
