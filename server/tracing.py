@@ -24,7 +24,9 @@ not speak the wire protocol, so it gives no database spans.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -76,11 +78,21 @@ class Tracing:
         self.provider.shutdown()
 
     async def stop(self, timeout_seconds: float) -> None:
-        """``close`` in a thread, so that the loop is not held up by the last export."""
-        try:
-            await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(None, self.close), timeout_seconds)
-        except TimeoutError:
-            pass  # the spans still queued are given up
+        """``close`` in a daemon thread, waited for at most ``timeout_seconds``: neither the
+        loop nor the process' exit waits longer for a collector that does not answer."""
+        loop = asyncio.get_running_loop()
+        closed: asyncio.Future[None] = loop.create_future()
+
+        def close_then_tell() -> None:
+            try:
+                self.close()
+            finally:
+                with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                    loop.call_soon_threadsafe(lambda: closed.done() or closed.set_result(None))
+
+        threading.Thread(target=close_then_tell, name="traces-flush", daemon=True).start()
+        with contextlib.suppress(TimeoutError):  # the spans still queued are given up
+            await asyncio.wait_for(closed, timeout_seconds)
 
 
 def start(environ: Mapping[str, str] | None = None, *, exporter: SpanExporter | None = None) -> Tracing | None:
@@ -102,7 +114,8 @@ def start(environ: Mapping[str, str] | None = None, *, exporter: SpanExporter | 
     processors: list[SpanProcessor] = [SimpleSpanProcessor(exporter)] if exporter is not None \
         else _processors(environ)
     attributes = {} if environ.get("OTEL_SERVICE_NAME") else {"service.name": DEFAULT_SERVICE_NAME}
-    provider = TracerProvider(resource=Resource.create(attributes))
+    # Shut down by Tracing.close (at SIGTERM), not at interpreter exit, which workers skip.
+    provider = TracerProvider(resource=Resource.create(attributes), shutdown_on_exit=False)
     for processor in processors:
         provider.add_span_processor(processor)
     tornado = TornadoInstrumentor()

@@ -171,3 +171,17 @@ def test_one_request_is_one_server_span_with_its_database_commands_under_it(span
         finally:
             thread.run(close_server(server))
             thread.run(close(client))
+
+
+def test_the_server_process_traces_when_the_environment_asks_and_flushes_at_shutdown():
+    # The console exporter writes each span as JSON on stdout, which ServerProcess keeps with stderr.
+    with ServerProcess({"OTEL_TRACES_EXPORTER": "console", "OTEL_SERVICE_NAME": "video-app-test"}) as server:
+        server.start()
+        reply = server.request("GET", f"/healthz?token={PLAYBACK_TOKEN}", headers={"X-Request-ID": REQUEST_ID})
+        assert reply.status == 200
+        assert server.stop() == 0, server.stderr
+        output = server.stderr
+    assert '"name": "GET /healthz"' in output
+    assert f'"request_id": "{REQUEST_ID}"' in output
+    assert '"service.name": "video-app-test"' in output
+    assert PLAYBACK_TOKEN not in output
