@@ -33,7 +33,7 @@ import os
 import re
 import struct
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess, values
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -46,6 +46,10 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 # With several workers: how often each worker writes its gauges to its file (seconds).
 GAUGE_SAMPLE_SECONDS = 1.0
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+# How a gauge's values of several workers make one (prometheus_client's multiprocess_mode;
+# live*: only the workers still running).
+Combine = Literal["livesum", "livemax", "livemin", "liveall", "livemostrecent", "sum", "max", "min", "all",
+                  "mostrecent"]
 SCRAPE_ATTEMPTS = 3
 
 
@@ -127,7 +131,7 @@ class Metrics:
                   labels: Sequence[str] = ()) -> Histogram:
         return Histogram(name, documentation, labelnames=labels, buckets=buckets, registry=self._own)
 
-    def gauge(self, name: str, documentation: str, read: Callable[[], float], combine: str) -> Gauge:
+    def gauge(self, name: str, documentation: str, read: Callable[[], float], combine: Combine) -> Gauge:
         """A gauge whose value is ``read()``: at each scrape with one process; sampled into
         the worker's file with several, combined across workers as ``combine`` says
         (prometheus_client's multiprocess_mode: livesum, livemax, max, min, sum, ...)."""

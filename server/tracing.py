@@ -83,12 +83,16 @@ class Tracing:
         loop = asyncio.get_running_loop()
         closed: asyncio.Future[None] = loop.create_future()
 
+        def tell() -> None:
+            if not closed.done():
+                closed.set_result(None)
+
         def close_then_tell() -> None:
             try:
                 self.close()
             finally:
                 with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
-                    loop.call_soon_threadsafe(lambda: closed.done() or closed.set_result(None))
+                    loop.call_soon_threadsafe(tell)
 
         threading.Thread(target=close_then_tell, name="traces-flush", daemon=True).start()
         with contextlib.suppress(TimeoutError):  # the spans still queued are given up
