@@ -16,11 +16,12 @@ read their function at each scrape.
 **Several workers** (``WEB_CONCURRENCY`` above 1): a scrape reaches one worker, so every
 figure goes to prometheus_client's multiprocess files instead (``share_between_processes``,
 called by the parent before it forks) and /metrics answers with the sum over every
-worker's files (``MultiProcessCollector``). Requests are then counted with prometheus_client's
-own Counter and Histogram; gauges are sampled from their functions every
-``GAUGE_SAMPLE_SECONDS`` (and by the worker that answers a scrape, just before it does),
-and each says how workers combine (``combine``: ``livesum`` adds the living workers, ``max``
-takes the largest, ``sum`` keeps dead workers' last values too).
+worker's files (``MultiProcessCollector``). Requests are still counted in the same dicts
+(a file write takes a lock and costs about ten times a dict update); every
+``SHARE_SECONDS``, and in the worker that answers a scrape just before it does, what
+was counted since goes into the worker's files (``SharedRequestFiles``) and the gauges are
+sampled from their functions. Each gauge says how workers combine (``combine``: ``livesum``
+adds the living workers, ``max`` takes the largest, ``sum`` keeps dead workers' last values).
 
 Adding a metric is one line in ``Metrics.__init__`` with ``self.counter``, ``self.gauge`` or
 ``self.histogram``: the same line works in both modes.
@@ -43,8 +44,8 @@ from tornado.ioloop import PeriodicCallback
 UNMATCHED_ROUTE = "unmatched"
 # From a fast health check to a slow bcrypt login under load (seconds).
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-# With several workers: how often each worker writes its gauges to its file (seconds).
-GAUGE_SAMPLE_SECONDS = 1.0
+# With several workers: how often each worker writes its counts and gauges to its files (seconds).
+SHARE_SECONDS = 1.0
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # How a gauge's values of several workers make one (prometheus_client's multiprocess_mode;
 # live*: only the workers still running).
@@ -97,20 +98,16 @@ class Metrics:
         self._sampled: list[tuple[Gauge, Callable[[], float]]] = []
         self._sampler: PeriodicCallback | None = None
         self._route_of = {handler: route_label(pattern) for pattern, handler, *_ in routes}
+        # (handler class, status) -> requests; handler class -> [count per bucket (the last
+        # one past every bound), ..., sum of seconds]. With several workers: since the last share.
+        self._requests: dict[tuple[type, int], int] = {}
+        self._latency: dict[type, list] = {}
+        self._shared: SharedRequestFiles | None = None
         if shared_dir is None:
-            # (handler class, status) -> requests; handler class -> [count per bucket (the
-            # last one past every bound), ..., sum of seconds]
-            self._requests: dict[tuple[type, int], int] = {}
-            self._latency: dict[type, list] = {}
             self.registry.register(RequestCollector(self))
-            self.observe: Callable[[Any], None] = self._observe_locally
         else:
             multiprocess.MultiProcessCollector(self.registry, path=shared_dir)
-            self._request_counter = self.counter("http_requests", _REQUESTS_HELP, labels=("route", "status"))
-            self._latency_histogram = self.histogram("http_request_duration_seconds", _LATENCY_HELP,
-                                                     buckets=LATENCY_BUCKETS, labels=("route",))
-            self._shared_children: dict[tuple[type, int], tuple[Any, Any]] = {}
-            self.observe = self._observe_shared
+            self._shared = SharedRequestFiles()
 
         # The metrics themselves: one line each.
         self.gauge("http_requests_in_flight", "Requests being handled now.", in_flight, combine="livesum")
@@ -144,7 +141,7 @@ class Metrics:
 
     # ----- recording ------------------------------------------------------------------------
 
-    def _observe_locally(self, handler: Any) -> None:
+    def observe(self, handler: Any) -> None:
         """Records one finished request (called from the Application's log_function)."""
         cls = type(handler)
         key = (cls, handler.get_status())
@@ -158,18 +155,6 @@ class Metrics:
         latency[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         latency[-1] += seconds
 
-    def _observe_shared(self, handler: Any) -> None:
-        """The same, into this worker's multiprocess files."""
-        cls = type(handler)
-        key = (cls, handler.get_status())
-        children = self._shared_children.get(key)
-        if children is None:
-            route = self.route_of(cls)
-            children = self._shared_children[key] = (
-                self._request_counter.labels(route, str(key[1])), self._latency_histogram.labels(route))
-        children[0].inc()
-        children[1].observe(handler.request.request_time())
-
     def route_of(self, cls: type) -> str:
         return self._route_of.get(cls, UNMATCHED_ROUTE)
 
@@ -179,18 +164,25 @@ class Metrics:
     # ----- reading --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """With several workers: samples the gauges every GAUGE_SAMPLE_SECONDS (on the loop)."""
+        """With several workers: shares the counts and gauges every SHARE_SECONDS (on the loop)."""
         if self.shared_dir is not None and self._sampler is None:
-            self._sampler = PeriodicCallback(self.sample, GAUGE_SAMPLE_SECONDS * 1000)
+            self._sampler = PeriodicCallback(self.sample, SHARE_SECONDS * 1000)
             self._sampler.start()
 
     def stop(self) -> None:
+        """Stops sharing, after a last share (call it once the requests are done)."""
+        self.sample()
         if self._sampler is not None:
             self._sampler.stop()
             self._sampler = None
 
     def sample(self) -> None:
-        """Writes this worker's gauges to its file (with several workers; nothing otherwise)."""
+        """Writes this worker's counts since the last time, and its gauges, to its files
+        (with several workers; nothing otherwise)."""
+        if self._shared is not None:
+            requests, self._requests = self._requests, {}
+            latency, self._latency = self._latency, {}
+            self._shared.add(requests, latency, self.route_of)
         for gauge, read in self._sampled:
             gauge.set(read())
 
@@ -206,6 +198,38 @@ class Metrics:
                 if attempt == SCRAPE_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
+
+
+class SharedRequestFiles:
+    """The request counters of one worker in its multiprocess files: the values
+    prometheus_client's own Counter and Histogram would write (same file kinds, names, labels
+    and help, so MultiProcessCollector merges them alike), added to a batch at a time."""
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+    def _value(self, kind: str, metric: str, sample: str, labelnames: tuple[str, ...],
+               labelvalues: tuple[str, ...], documentation: str) -> Any:
+        key = (sample, labelvalues)
+        value = self._values.get(key)
+        if value is None:
+            value = self._values[key] = values.ValueClass(kind, metric, sample, labelnames, labelvalues, documentation)
+        return value
+
+    def add(self, requests: dict[tuple[type, int], int], latency: dict[type, list],
+            route_of: Callable[[type], str]) -> None:
+        for (cls, status), count in requests.items():
+            self._value("counter", "http_requests", "http_requests_total", ("route", "status"),
+                        (route_of(cls), str(status)), _REQUESTS_HELP).inc(count)
+        metric = "http_request_duration_seconds"
+        for cls, counts in latency.items():
+            route = route_of(cls)
+            # One value per bucket, not cumulative: the collector accumulates them and counts
+            # _count. Every bucket is written, as Histogram does (the collector shows those it finds).
+            for bound, count in zip((*LATENCY_BUCKETS, float("inf")), counts[:-1], strict=True):
+                self._value("histogram", metric, metric + "_bucket", ("route", "le"),
+                            (route, floatToGoString(bound)), _LATENCY_HELP).inc(count)
+            self._value("histogram", metric, metric + "_sum", ("route",), (route,), _LATENCY_HELP).inc(counts[-1])
 
 
 class RequestCollector:

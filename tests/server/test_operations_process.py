@@ -13,6 +13,7 @@ import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from server.metrics import SHARE_SECONDS
 from tests.support import HOST, TEST_SECRET, ServerProcess, connection_refused, free_port, request, running_server
 
 SECRET = TEST_SECRET  # the child's JWT_SECRET
@@ -222,19 +223,24 @@ def test_one_scrape_counts_the_requests_every_worker_served(tmp_path):
     with running_server(env) as server:
         pids = [server.wait_for_log(lambda e, i=i: e.get("message") == "listening" and e.get("worker") == i,
                                     timeout=10)["pid"] for i in range(2)]
-        # Fresh connections, several at once, until each worker has answered some of them
-        # (a request is counted just after its answer is sent: allow for the last few).
+        # Fresh connections, several at once, until each worker has counted some of them in
+        # its own file (each writes what it counted every SHARE_SECONDS)...
         sent, deadline = 0, time.monotonic() + 30
         with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
             while True:
                 statuses = list(pool.map(lambda _: server.request("GET", "/").status, range(16)))
                 assert statuses == [200] * 16
                 sent += 16
+                time.sleep(SHARE_SECONDS)
                 served = [served_by(metrics_dir / f"counter_{pid}.db") for pid in pids]
-                if all(served) and sum(served) == sent:
+                if all(served):
                     break
-                assert time.monotonic() < deadline, f"requests counted per worker: {served}, sent: {sent}"
-                time.sleep(0.05)
+                assert time.monotonic() < deadline, f"one worker answered every request: {served}"
+        # ...and until every request is in the files.
+        while sum(served) != sent:
+            assert time.monotonic() < deadline, f"requests counted per worker: {served}, sent: {sent}"
+            time.sleep(0.1)
+            served = [served_by(metrics_dir / f"counter_{pid}.db") for pid in pids]
         for _ in range(4):  # whichever worker answers the scrape, it answers for both
             families = scrape(server)
             counts = {(s.labels["route"], s.labels["status"]): s.value for s in families["http_requests"].samples
@@ -261,7 +267,10 @@ def test_workers_share_a_metrics_directory_of_their_own_that_is_removed_at_shutd
         for index in range(2):
             server.wait_for_log(lambda e, i=index: e.get("message") == "listening" and e.get("worker") == i, timeout=10)
         assert server.request("GET", "/healthz").status == 200
-        assert scrape(server)["http_requests"].samples
+        deadline = time.monotonic() + 10
+        while "http_requests" not in scrape(server):  # the other worker shares its counts within a second
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
         assert server.stop() == 0, server.stderr
     assert not directory.exists()
 
