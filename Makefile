@@ -33,9 +33,13 @@ seed: $(RUNTIME_STAMP) ## create the indexes and upsert the demo catalog (the re
 test: $(DEV_STAMP) ## run the whole test suite
 	$(PY) -m pytest
 
-lint: $(DEV_STAMP) ## ruff, and mypy over server/, handlers/, services/ (pyproject.toml)
+# The workflow is checked against GitHub's schema (vendored in check-jsonschema) and audited
+# by zizmor --offline: neither downloads anything.
+lint: $(DEV_STAMP) ## ruff, mypy over server/, handlers/, services/, and .github/workflows (schema, zizmor)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	$(PY) -m check_jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(VENV)/bin/zizmor --offline --no-progress --quiet .github/workflows
 
 # Needs wrk (apt-get install -y wrk). Takes a few minutes; BENCH_SECONDS=2 for a quick run.
 bench: $(RUNTIME_STAMP) ## the performance harness (needs wrk; see bench/README.md)

@@ -7,7 +7,7 @@ import importlib.util
 from pathlib import Path
 
 import tornado.web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from handlers.base import BaseHandler
 from services.common.errors import NotAuthenticated
@@ -90,4 +90,4 @@ class MetricsHandler(BaseHandler):
 
     def get(self) -> None:
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
-        self.finish(generate_latest(self.application.metrics.registry))
+        self.finish(self.application.metrics.render())

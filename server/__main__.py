@@ -14,20 +14,25 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from tornado.netutil import bind_sockets
 
 from handlers.openapi import openapi_json
 from seeds.loader import seed_if_empty
+from server import tracing
 from server.app import VideoApp, build_services, make_http_server
 from server.commands import run_verify_email
 from server.config import Config, ConfigError, load_config, read_dotenv
 from server.database import close, connect, describe
 from server.logs import configure_logging
+from server.metrics import keep_in_process, mark_process_dead, share_between_processes
 from server.runtime import tune_garbage_collector
 from services.common.errors import DatabaseUnavailable
 
@@ -37,6 +42,8 @@ PREPARE_RETRY_SECONDS = 5
 WORKER_EXIT_MARGIN_SECONDS = 5
 # How often account deletions cut off by an outage are looked for, after the one at start-up.
 DELETION_SWEEP_SECONDS = 60
+# How long shutdown waits for the last spans to be exported (with tracing on).
+TRACES_FLUSH_SECONDS = 5
 
 
 async def prepare_database(services) -> None:
@@ -72,9 +79,11 @@ async def finish_deletions(services) -> None:
 
 
 async def serve(config: Config, started: asyncio.Future | None = None,
-                sockets: list | None = None, worker: int | None = None) -> None:
+                sockets: list | None = None, worker: int | None = None, metrics_dir: str | None = None) -> None:
     """Serves until SIGTERM or SIGINT. ``sockets``: already bound (a worker's); otherwise
-    it listens on HOST:PORT itself."""
+    it listens on HOST:PORT itself. ``metrics_dir``: where the workers share their metrics."""
+    # Before the database client: PyMongo's monitoring applies to clients made afterwards.
+    traces = tracing.start()
     client, db = connect(config)
     # bcrypt releases the GIL, so these threads check passwords in parallel with the loop.
     executor = ThreadPoolExecutor(max_workers=config.bcrypt_threads or os.cpu_count() or 1,
@@ -82,7 +91,8 @@ async def serve(config: Config, started: asyncio.Future | None = None,
     services = build_services(config, db, executor)
     preparing = asyncio.ensure_future(prepare_database(services))
     services.plays.start()
-    app = VideoApp(config, services)
+    app = VideoApp(config, services, metrics_dir=metrics_dir)
+    app.metrics.start()
     openapi_json()  # parse the API document now rather than during the first request for it
     tune_garbage_collector()
     server = make_http_server(app)
@@ -99,7 +109,8 @@ async def serve(config: Config, started: asyncio.Future | None = None,
     where = {"host": config.host, "port": config.port, "pid": os.getpid()}
     if worker is not None:
         where["worker"] = worker
-    log.info("listening", extra={"mode": config.app_env, **where, "database": describe(config)})
+    log.info("listening", extra={"mode": config.app_env, **where, "database": describe(config),
+                                 "traces": traces is not None})
     if config.uses_embedded_store:
         log.warning("MONGODB_URI is not set: using the embedded in-memory store; "
                     "every account and session is lost when this process stops")
@@ -131,29 +142,42 @@ async def serve(config: Config, started: asyncio.Future | None = None,
     # given up, so two of them bound it (the grace was spent above, on requests).
     await services.plays.stop(timeout_seconds=2 * config.mongodb_timeout_ms / 1000)
     await close(client)
+    app.metrics.stop()
+    if traces is not None:  # the spans still queued, within the exporter's own timeout
+        await traces.stop(timeout_seconds=TRACES_FLUSH_SECONDS)
     executor.shutdown(wait=False, cancel_futures=True)
     app.access_log.flush()
     log.info("stopped")
 
 
 def run_workers(config: Config) -> int:
-    """WEB_CONCURRENCY workers accepting on one socket bound before the fork."""
+    """WEB_CONCURRENCY workers accepting on one socket bound before the fork, sharing
+    their metrics through files in one directory (PROMETHEUS_MULTIPROC_DIR, or a fresh
+    temporary one that is removed when the workers have stopped)."""
     sockets = bind_sockets(config.port, address=config.host, backlog=config.listen_backlog)
-    children: dict[int, int] = {}
-    for index in range(config.web_concurrency):
-        pid = os.fork()
-        if pid == 0:
-            os._exit(_worker(config, sockets, index))
-        children[pid] = index
-    for sock in sockets:
-        sock.close()  # the workers accept; the parent never does
-    return _supervise(config, children)
+    metrics_dir = config.prometheus_multiproc_dir or tempfile.mkdtemp(prefix="video-app-metrics-")
+    for stale in Path(metrics_dir).glob("*.db"):  # a previous run's counts must not add to ours
+        stale.unlink()
+    share_between_processes(metrics_dir)
+    try:
+        children: dict[int, int] = {}
+        for index in range(config.web_concurrency):
+            pid = os.fork()
+            if pid == 0:
+                os._exit(_worker(config, sockets, index, metrics_dir))
+            children[pid] = index
+        for sock in sockets:
+            sock.close()  # the workers accept; the parent never does
+        return _supervise(config, children, metrics_dir)
+    finally:
+        if not config.prometheus_multiproc_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _worker(config: Config, sockets: list, index: int) -> int:
+def _worker(config: Config, sockets: list, index: int, metrics_dir: str) -> int:
     code = 1
     try:
-        asyncio.run(serve(config, sockets=sockets, worker=index))
+        asyncio.run(serve(config, sockets=sockets, worker=index, metrics_dir=metrics_dir))
         code = 0
     except ConfigError as error:
         log.error(f"refusing to start: {error}")
@@ -166,7 +190,7 @@ def _worker(config: Config, sockets: list, index: int) -> int:
     return code
 
 
-def _supervise(config: Config, children: dict[int, int]) -> int:
+def _supervise(config: Config, children: dict[int, int], metrics_dir: str) -> int:
     stopping_since: float | None = None
     killed = False
 
@@ -182,7 +206,8 @@ def _supervise(config: Config, children: dict[int, int]) -> int:
 
     signal.signal(signal.SIGTERM, stop_all)
     signal.signal(signal.SIGINT, stop_all)
-    log.info("workers started", extra={"workers": len(children), "pids": sorted(children)})
+    log.info("workers started", extra={"workers": len(children), "pids": sorted(children),
+                                       "metrics_dir": metrics_dir})
     code = 0
     deadline = config.shutdown_grace_seconds + WORKER_EXIT_MARGIN_SECONDS
     while children:
@@ -199,6 +224,7 @@ def _supervise(config: Config, children: dict[int, int]) -> int:
         index = children.pop(pid, None)
         if index is None:
             continue
+        mark_process_dead(pid, metrics_dir)  # its in-flight requests and queues no longer count
         exit_code = os.waitstatus_to_exitcode(status)
         if stopping_since is None:
             log.error("a worker exited on its own; stopping the others",
@@ -232,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(run_verify_email(config, arguments.address))
         if config.web_concurrency > 1:
             return run_workers(config)
+        keep_in_process()
         asyncio.run(serve(config))
     except ConfigError as error:
         log.error(f"refusing to start: {error}")

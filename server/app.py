@@ -276,7 +276,9 @@ class InFlight:
 
 
 class VideoApp(tornado.web.Application):
-    def __init__(self, config: Config, services: Services, access_log: AccessLog | None = None):
+    def __init__(self, config: Config, services: Services, access_log: AccessLog | None = None,
+                 metrics_dir: str | None = None):
+        """``metrics_dir``: where the workers share their metrics (server/metrics.py); None: one process."""
         self.config = config
         self.services = services
         self.inflight = InFlight()
@@ -287,6 +289,8 @@ class VideoApp(tornado.web.Application):
             ROUTES + ASSET_ROUTES,
             in_flight=lambda: self.inflight.count,
             password_checks_waiting=lambda: services.passwords.waiting,
+            plays_dropped=lambda: services.plays.dropped + services.plays.lost,
+            shared_dir=metrics_dir,
             connections=self.connections,
         )
         super().__init__(

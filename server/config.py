@@ -173,6 +173,11 @@ class Config:
     # Production refuses an open /metrics unless this says the port is on a private network.
     metrics_public: bool = setting(
         False, "`true`: production may start with `/metrics` open (no `METRICS_TOKEN`), for a private network")
+    # Where workers share their metrics (WEB_CONCURRENCY above 1). Empty: a fresh temporary
+    # directory the server makes before forking and removes when it stops.
+    prometheus_multiproc_dir: str = setting(
+        "", "with `WEB_CONCURRENCY` above 1, an existing directory where workers share their metrics (emptied at "
+        "start); empty: a temporary one the server makes and removes")
 
     # Proven mailboxes and change of address (services/accounts/mailboxes.py).
     email_verify_url: str = setting(
@@ -341,6 +346,9 @@ def _checked(config: Config, secret_was_given: bool, problems: list[str] | None 
     if config.web_concurrency > 1 and config.uses_embedded_store:
         problems.append("WEB_CONCURRENCY above 1 needs MONGODB_URI: the embedded store lives in one process, "
                         "so each worker would have its own accounts and sessions")
+    if config.prometheus_multiproc_dir and not os.path.isdir(config.prometheus_multiproc_dir):
+        problems.append("PROMETHEUS_MULTIPROC_DIR must name an existing directory (or be empty: the server "
+                        "makes its own)")
     if config.log_level.lower() not in LOG_LEVELS:
         problems.append(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {config.log_level!r}")
     if not config.host:

@@ -177,7 +177,7 @@ class EarlyAnswerHTTPServer(HTTPServer):
         counts = self.connections
         if self.max_connections is not None and counts.open >= self.max_connections:
             # Accepted only to be closed: the descriptor is free again at once.
-            counts.refused += 1
+            counts.refuse()
             stream.close()
             return
         counts.open += 1

@@ -38,6 +38,8 @@ def config(config_overrides, mail_dir):
         env={},
         mail_dir=str(mail_dir),
         mongodb_uri=uri,
+        # CI runs the suite against a MongoDB through each driver (.github/workflows/ci.yml).
+        mongodb_driver=os.environ.get("MONGODB_DRIVER", "motor"),
         mongodb_database=f"video_app_test_{uuid.uuid4().hex[:12]}",
         jwt_secrets=(TEST_SECRET,),
         bcrypt_rounds=4,  # the product default is 12; tests only need a real hash

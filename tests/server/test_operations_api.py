@@ -37,6 +37,28 @@ def requests_total(found, route: str, status: int) -> float:
 
 # ----- /metrics ---------------------------------------------------------------------------
 
+LOOP_HEALTH = {"http_requests_in_flight", "password_checks_waiting", "plays_dropped",
+               "database_unavailable_responses", "http_requests", "http_request_duration_seconds"}
+
+
+@pytest.mark.gen_test
+async def test_every_metric_says_in_a_sentence_what_it_measures(api):
+    reply = await api.get("/metrics")
+    families = list(text_string_to_metric_families(reply.body.decode()))
+    assert LOOP_HEALTH <= {f.name for f in families}
+    for family in families:
+        if family.name.startswith(("python_", "process_")):
+            continue  # prometheus_client's own (not in an app's registry today)
+        assert re.fullmatch(r"[A-Z].{15,}\.", family.documentation), (family.name, family.documentation)
+
+
+@pytest.mark.parametrize("config_overrides", [{"plays_buffer_size": 2}])
+@pytest.mark.gen_test
+async def test_dropped_plays_are_counted_in_the_metrics(api, app):
+    for _ in range(5):
+        app.services.plays.record(ObjectId(), "someone")  # no flusher runs here: 2 fit, 3 are dropped
+    assert (await scrape(api))[("plays_dropped", ())] == 3
+
 @pytest.mark.gen_test
 async def test_requests_are_counted_by_route_pattern_and_status_never_by_raw_path(api):
     token = await api.user()

@@ -7,10 +7,13 @@ import concurrent.futures
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from server.metrics import SHARE_SECONDS
 from tests.support import HOST, TEST_SECRET, ServerProcess, connection_refused, free_port, request, running_server
 
 SECRET = TEST_SECRET  # the child's JWT_SECRET
@@ -192,3 +195,97 @@ def test_dotenv_in_the_working_directory_is_read_and_the_environment_wins(tmp_pa
     with running_server({"LOG_LEVEL": "info"}, cwd=tmp_path) as server:
         assert server.request("GET", "/healthz").status == 200
         server.wait_for_log(lambda e: e.get("logger") == "app.access", timeout=5)
+
+
+# ----- metrics of every worker ----------------------------------------------------------------
+
+
+def served_by(counter_file: Path) -> float:
+    """The ``GET /`` requests one worker's own multiprocess file counts."""
+    if not counter_file.exists():
+        return 0
+    return sum(s.value for family in MultiProcessCollector.merge([str(counter_file)], accumulate=True)
+               for s in family.samples
+               if s.name == "http_requests_total" and s.labels == {"route": "/", "status": "200"})
+
+
+def scrape(server: ServerProcess) -> dict:
+    reply = server.request("GET", "/metrics")
+    assert reply.status == 200
+    return {f.name: f for f in text_string_to_metric_families(reply.body.decode())}
+
+
+def test_one_scrape_counts_the_requests_every_worker_served(tmp_path):
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_1.db").write_bytes(b"left by an earlier run")  # removed at start
+    env = no_database_env(WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+    with running_server(env) as server:
+        pids = [server.wait_for_log(lambda e, i=i: e.get("message") == "listening" and e.get("worker") == i,
+                                    timeout=10)["pid"] for i in range(2)]
+        # Fresh connections, several at once, until each worker has counted some of them in
+        # its own file (each writes what it counted every SHARE_SECONDS)...
+        sent, deadline = 0, time.monotonic() + 30
+        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+            while True:
+                statuses = list(pool.map(lambda _: server.request("GET", "/").status, range(16)))
+                assert statuses == [200] * 16
+                sent += 16
+                time.sleep(SHARE_SECONDS)
+                served = [served_by(metrics_dir / f"counter_{pid}.db") for pid in pids]
+                if all(served):
+                    break
+                assert time.monotonic() < deadline, f"one worker answered every request: {served}"
+        # ...and until every request is in the files.
+        while sum(served) != sent:
+            assert time.monotonic() < deadline, f"requests counted per worker: {served}, sent: {sent}"
+            time.sleep(0.1)
+            served = [served_by(metrics_dir / f"counter_{pid}.db") for pid in pids]
+        for _ in range(4):  # whichever worker answers the scrape, it answers for both
+            families = scrape(server)
+            counts = {(s.labels["route"], s.labels["status"]): s.value for s in families["http_requests"].samples
+                      if s.name == "http_requests_total"}
+            assert counts[("/", "200")] == sent
+            durations = {s.labels["le"]: s.value for s in families["http_request_duration_seconds"].samples
+                         if s.name == "http_request_duration_seconds_bucket" and s.labels["route"] == "/"}
+            assert durations["+Inf"] == sent
+            # livesum: one figure for the service, not one per process
+            [in_flight] = families["http_requests_in_flight"].samples
+            assert in_flight.labels == {} and in_flight.value >= 1  # the scrape itself
+            assert families["http_requests_in_flight"].documentation
+        assert server.stop() == 0, server.stderr
+    # The workers were marked dead: their live gauges are gone, their counters kept.
+    assert not list(metrics_dir.glob("gauge_live*.db"))
+    assert {p.name for p in metrics_dir.glob("counter_*.db")} == {f"counter_{pid}.db" for pid in pids}
+
+
+def test_workers_share_a_metrics_directory_of_their_own_that_is_removed_at_shutdown():
+    with running_server(no_database_env(WEB_CONCURRENCY="2")) as server:
+        started = server.wait_for_log(lambda e: e.get("message") == "workers started", timeout=10)
+        directory = Path(started["metrics_dir"])
+        assert directory.is_dir()
+        for index in range(2):
+            server.wait_for_log(lambda e, i=index: e.get("message") == "listening" and e.get("worker") == i, timeout=10)
+        assert server.request("GET", "/healthz").status == 200
+        deadline = time.monotonic() + 10
+        while "http_requests" not in scrape(server):  # the other worker shares its counts within a second
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert server.stop() == 0, server.stderr
+    assert not directory.exists()
+
+
+def test_one_process_keeps_its_metrics_in_memory(tmp_path):
+    with running_server({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}) as server:
+        assert server.request("GET", "/healthz").status == 200
+        families = scrape(server)
+        assert [s.value for s in families["http_requests"].samples
+                if s.labels == {"route": "/healthz", "status": "200"} and s.name == "http_requests_total"] != []
+        assert families["http_requests_in_flight"].samples[0].value == 1
+        assert families["database_unavailable_responses"].samples[0].value == 0
+    assert not list(tmp_path.glob("*.db"))  # the fast in-memory path, no files
+
+
+def test_a_metrics_directory_that_does_not_exist_is_a_configuration_error(tmp_path):
+    output = config_error({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "missing")})
+    assert "PROMETHEUS_MULTIPROC_DIR must name an existing directory" in output

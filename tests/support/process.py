@@ -38,7 +38,9 @@ class ServerFailed(AssertionError):
 
 
 def child_environment(env: Mapping[str, str]) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if k not in _CONFIG_VARIABLES and k != "PYTHONWARNINGS"}
+    # Nor a developer's OpenTelemetry variables: traces are on only where a test asks.
+    base = {k: v for k, v in os.environ.items()
+            if k not in _CONFIG_VARIABLES and k != "PYTHONWARNINGS" and not k.startswith("OTEL_")}
     base["PYTHONUNBUFFERED"] = "1"
     # The child runs in a directory of its own (no developer's .env there), importing from the repository.
     base["PYTHONPATH"] = str(REPO_ROOT)
