@@ -10,6 +10,7 @@ from schema import And, Optional, Schema
 from services.accounts.sessions import Principal
 from services.accounts.users import UserStore
 from services.catalog.cursors import CursorCodec, parse_limit
+from services.catalog.library import Library
 from services.catalog.plays import PlayStore, parse_days
 from services.catalog.videos import VideoCatalog
 from services.catalog.youtube import parse_youtube_id
@@ -96,15 +97,33 @@ class CatalogAdmin:
         if user.get("email") not in self._admin_emails:
             raise Forbidden(NOT_ADMIN)
 
-    async def videos(self, *, limit: str | None, cursor: str | None, active: str | None) -> dict:
+    async def videos(self, *, limit: str | None, cursor: str | None, active: str | None,
+                     q: str | None = None) -> dict:
         page_size = parse_limit(limit)
         after = self._cursors.decode(ADMIN_CURSOR, cursor)
         if active not in (None, "true", "false"):
             raise InvalidInput("active must be true or false.")
         only = None if active is None else active == "true"
+        # The same words as GET /videos?q= (the console's search box).
+        words = Library._search_words(q)
         videos, next_cursor = self._cursors.page(
-            ADMIN_CURSOR, await self._catalog.page(page_size + 1, after, active=only, public=False), page_size)
+            ADMIN_CURSOR,
+            await self._catalog.page(page_size + 1, after, active=only, words=words, public=False), page_size)
         return {"videos": [admin_video(video) for video in videos], "next_cursor": next_cursor}
+
+    async def video(self, video_id: str) -> dict:
+        """One video, active or not (the console's edit form)."""
+        video = await self._catalog.get(video_id)
+        if video is None:
+            raise NotFound("Video not found.")
+        return {"video": admin_video(video)}
+
+    @staticmethod
+    def preview(youtube) -> dict:
+        """What add() would store for this link, before anything is stored: the id and the
+        thumbnail (the console's preview step); InvalidInput as add() gives it."""
+        youtube_id = parse_youtube_id(youtube)
+        return {"youtube_id": youtube_id, "thumbnail_url": THUMBNAIL_URL.format(youtube_id=youtube_id)}
 
     async def add(self, body) -> dict:
         fields = _validated(NEW_VIDEO, body)

@@ -1,0 +1,49 @@
+"""/console/login and /console/logout: the console's sessions, through the Accounts service
+(the same throttles, password queue and sessions as POST /auth/login and /auth/logout)."""
+
+from __future__ import annotations
+
+from handlers.console.base import ConsoleHandler
+from services.accounts.sessions import Principal
+from services.common.errors import Forbidden, InvalidInput, NotAuthenticated, TooManyAttempts
+
+CONSOLE_HOME = "/console"
+
+
+class ConsoleLoginHandler(ConsoleHandler):
+    needs_operator = False
+    page = "login"
+
+    def get(self) -> None:
+        self.render_page("login.html", email="", error=None)
+
+    async def post(self) -> None:
+        fields = self.form()
+        email = fields.get("email", "")
+        accounts = self.services.accounts
+        try:
+            session = await accounts.login({"email": email, "password": fields.get("password", "")},
+                                           self.client_address(), self.request.headers.get("User-Agent", ""))
+        except (InvalidInput, NotAuthenticated, TooManyAttempts) as refused:
+            status, message = self.error_answer(400, refused)
+            self.clear_header("WWW-Authenticate")
+            self.render_page("login.html", status=status, email=email, error=message)
+            return
+        principal = await accounts.authenticate(session["token"])
+        try:
+            await self.services.admin.require_admin(principal)
+        except Forbidden:
+            # Not an operator: the session just begun is ended, and no cookie is set.
+            await accounts.logout(principal)
+            raise
+        self.set_session_cookie(session["token"], session["refresh_token"])
+        self.redirect(CONSOLE_HOME, status=303)
+
+
+class ConsoleLogoutHandler(ConsoleHandler):
+    async def post(self) -> None:
+        self.form()
+        principal: Principal = self.principal
+        await self.services.accounts.logout(principal)
+        self.clear_session_cookie()
+        self.redirect("/console/login", status=303)
