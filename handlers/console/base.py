@@ -211,11 +211,11 @@ class ConsoleHandler(BaseHandler):
 
 
 class ConsoleAsset(tornado.web.StaticFileHandler):
-    """The console's stylesheet: only the files of ``static/``, with the pages' strictness."""
+    """The console's stylesheet and icon: only these files of ``static/``, with the pages' strictness."""
 
     def set_default_headers(self) -> None:
         self.clear_header("Server")
         self.set_header("X-Content-Type-Options", "nosniff")
 
 
-CONSOLE_ASSET_PATTERN = r"/console/static/(console\.css)"
+CONSOLE_ASSET_PATTERN = r"/console/static/(console\.css|favicon\.svg)"
