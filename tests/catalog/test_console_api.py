@@ -4,6 +4,7 @@ its headers, its cookie session, XSRF on every form, who gets in, and each page'
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import html
 import re
 from http.cookies import SimpleCookie
@@ -12,6 +13,8 @@ from urllib.parse import urlencode
 import pytest
 from bson import ObjectId
 
+from handlers.console.chart import build_chart, date_label, duration_text
+from services.common.clock import utcnow
 from tests.support import PASSWORD, Reply
 
 ADMIN = "boss@example.com"
@@ -435,3 +438,88 @@ async def test_the_stats_page_charts_plays_per_day_with_a_table(api, app):
         assert item["title"] in page
     assert (await console.get("/console/stats?days=0")).status == 400
     assert (await console.get("/console/stats?days=%7B%24ne%7D")).status == 400
+
+
+@pytest.mark.gen_test
+async def test_the_stats_page_shows_viewers_watch_time_and_completions_where_the_service_gives_them(
+        api, app, monkeypatch):
+    console = await operator(api)
+    today = utcnow().date().isoformat()
+
+    async def stats(days):
+        return {"days": 7, "per_day": [{"date": today, "plays": 5, "viewers": 2}],
+                "videos": [{"id": str(ObjectId()), "title": "Zoo", "plays": 5, "viewers": 2, "per_day": [],
+                            "watch_seconds": 3725, "completions": 1}]}
+
+    monkeypatch.setattr(app.services.admin, "stats", stats)
+    page = text(await console.get("/console/stats?days=7"))
+    assert page.count('class="mark plays"') == 7 and page.count('class="mark viewers"') == 7
+    assert "<title>" + date_label(utcnow().date()) + ": 2 viewers</title>" in page
+    assert "1 h 02 min" in page and "<td>1</td>" in page
+    assert "not counted per day yet" not in page
+
+
+@pytest.mark.gen_test
+async def test_without_per_day_figures_the_chart_sums_the_videos_plays_per_day(api, app, monkeypatch):
+    console = await operator(api)
+    today = utcnow().date().isoformat()
+
+    async def stats(days):
+        return {"days": 7, "videos": [
+            {"id": str(ObjectId()), "title": "A", "plays": 3, "viewers": 1, "per_day": [{"date": today, "plays": 3}]},
+            {"id": str(ObjectId()), "title": "B", "plays": 2, "viewers": 2, "per_day": [{"date": today, "plays": 2}]},
+        ]}
+
+    monkeypatch.setattr(app.services.admin, "stats", stats)
+    page = text(await console.get("/console/stats?days=7"))
+    assert f"<title>{date_label(utcnow().date())}: 5 plays</title>" in page
+    assert 'class="mark viewers"' not in page and "not counted per day yet" in page
+
+
+def test_the_chart_spans_every_day_with_round_ticks_and_dated_labels():
+    today = dt.date(2026, 3, 2)
+    chart = build_chart([{"date": "2026-03-01", "plays": 7, "viewers": 3}], 30, today)
+    assert [day.date for day in chart.days][-2:] == ["2026-03-01", "2026-03-02"]
+    assert len(chart.days) == 30 and chart.days[0].date == "2026-02-01"
+    assert [tick.value for tick in chart.y_ticks] == [0, 2, 5, 7, 10]
+    assert chart.x_labels[-1].label == "Mar 2" and len(chart.x_labels) <= 8
+    tallest = max(chart.days, key=lambda day: day.bar_height)
+    assert tallest.date == "2026-03-01" and tallest.point_y is not None
+    assert chart.days[0].bar_height == 0 and chart.days[0].viewers == 0
+    assert duration_text(59) == "59 s" and duration_text(61) == "1 min 01 s" and duration_text(7260) == "2 h 01 min"
+
+
+# ----- races ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("config_overrides", [{"admin_emails": (ADMIN,), "jwt_ttl_seconds": 1}])
+@pytest.mark.gen_test
+async def test_pages_racing_to_renew_an_expired_cookie_all_get_in_and_keep_the_session(api, config_overrides):
+    console = await operator(api)
+    await asyncio.sleep(2.1)  # the access token has expired
+    cookie = {"Cookie": f"console={console.cookies['console']}"}
+    replies = await asyncio.gather(*(api.get("/console/stats", headers=cookie) for _ in range(24)))
+    assert [reply.status for reply in replies] == [200] * 24
+    renewed = {SimpleCookie(header)["console"].value for reply in replies
+               for header in reply.headers.get_list("Set-Cookie") if header.startswith("console=")}
+    assert len(renewed) == 1  # within the grace, every racer got the same successor pair
+    console.cookies["console"] = renewed.pop()
+    assert (await console.get("/console")).status == 200
+
+
+@pytest.mark.gen_test
+async def test_racing_deletions_of_one_video_delete_it_once(api):
+    console = await operator(api)
+    video_id = await add_video(console)
+    replies = await asyncio.gather(*(console.post(f"/console/videos/{video_id}/delete", {}) for _ in range(24)))
+    assert sorted(reply.status for reply in replies) == [303] + [404] * 23
+
+
+@pytest.mark.gen_test
+async def test_racing_wrong_passwords_are_checked_no_more_than_the_throttle_allows(api):
+    await api.signup(email=ADMIN)
+    console = Console(api)
+    await console.get("/console/login")
+    replies = await asyncio.gather(*(console.post("/console/login", {"email": ADMIN, "password": f"wrong-{i}"})
+                                     for i in range(30)))
+    statuses = [reply.status for reply in replies]
+    assert statuses.count(401) == 5 and statuses.count(429) == 25  # LOGIN_MAX_FAILURES_PER_ACCOUNT
