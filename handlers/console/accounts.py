@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from handlers.console.base import ConsoleHandler
-from services.accounts.sessions import Principal
 from services.common.errors import Forbidden, InvalidInput, NotAuthenticated, TooManyAttempts
 
 CONSOLE_HOME = "/console"
@@ -43,7 +42,6 @@ class ConsoleLoginHandler(ConsoleHandler):
 class ConsoleLogoutHandler(ConsoleHandler):
     async def post(self) -> None:
         self.form()
-        principal: Principal = self.principal
-        await self.services.accounts.logout(principal)
+        await self.services.accounts.logout(self.operator)
         self.clear_session_cookie()
         self.redirect("/console/login", status=303)

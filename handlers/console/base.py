@@ -152,6 +152,13 @@ class ConsoleHandler(BaseHandler):
         # Read from the account on every request, as /admin does.
         await self.services.admin.require_admin(self.principal)
 
+    @property
+    def operator(self) -> Principal:
+        """The signed-in operator, on a page that needs one (prepare() has checked)."""
+        if self.principal is None:
+            raise RuntimeError("this console page has no operator")
+        return self.principal
+
     async def signed_in(self) -> Principal:
         """The session of the cookie, authenticated as a bearer token is; renewed through the
         refresh token once its access token has expired. SignInNeeded when it has ended."""

@@ -523,3 +523,16 @@ async def test_racing_wrong_passwords_are_checked_no_more_than_the_throttle_allo
                                      for i in range(30)))
     statuses = [reply.status for reply in replies]
     assert statuses.count(401) == 5 and statuses.count(429) == 25  # LOGIN_MAX_FAILURES_PER_ACCOUNT
+
+
+@pytest.mark.gen_test
+async def test_other_methods_are_a_405_page_naming_the_allowed_ones(api):
+    for method, path, allowed in (("PUT", "/console", "GET, HEAD, OPTIONS"),
+                                  ("DELETE", "/console/login", "GET, HEAD, POST, OPTIONS"),
+                                  ("GET", "/console/logout", "POST, OPTIONS")):
+        reply = await api.request(method, path, body=b"" if method == "PUT" else None)
+        assert reply.status == 405, (method, path)
+        assert reply.headers["Content-Type"] == "text/html; charset=UTF-8"
+        assert set(reply.headers["Allow"].split(", ")) == set(allowed.split(", "))
+        assert "This method is not allowed" in text(reply)
+    assert (await api.request("HEAD", "/console/login")).status == 200
