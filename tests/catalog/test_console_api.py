@@ -165,7 +165,11 @@ async def test_the_session_cookie_is_httponly_strict_and_host_only(api):
 async def test_over_https_the_cookies_are_secure_with_the_host_prefix(api, config_overrides):
     await api.signup(email=ADMIN)
     console = Console(api, headers={"X-Forwarded-Proto": "https"})
-    reply = await console.sign_in()
+    form = await console.get("/console/login")
+    [xsrf] = form.headers.get_list("Set-Cookie")
+    assert xsrf.startswith("__Host-console_xsrf=")
+    assert {"secure", "httponly", "samesite=strict", "path=/"} <= {p.strip().lower() for p in xsrf.split(";")[1:]}
+    reply = await console.post("/console/login", {"email": ADMIN, "password": PASSWORD})
     assert reply.status == 303
     names = {header.split("=", 1)[0]: header for header in console.set_cookies}
     assert "__Host-console" in names and "console" not in names
@@ -536,3 +540,12 @@ async def test_other_methods_are_a_405_page_naming_the_allowed_ones(api):
         assert set(reply.headers["Allow"].split(", ")) == set(allowed.split(", "))
         assert "This method is not allowed" in text(reply)
     assert (await api.request("HEAD", "/console/login")).status == 200
+
+
+@pytest.mark.gen_test
+async def test_without_trust_proxy_a_forwarded_https_is_not_believed(api):
+    await api.signup(email=ADMIN)
+    console = Console(api, headers={"X-Forwarded-Proto": "https"})
+    assert (await console.sign_in()).status == 303
+    [session] = [c for c in console.set_cookies if c.startswith("console=")]
+    assert "secure" not in {part.strip().lower() for part in session.split(";")}
