@@ -213,9 +213,6 @@ class ConsoleHandler(BaseHandler):
         self._form = fields
         return fields
 
-    def field(self, name: str) -> str | None:
-        return self.form().get(name)
-
 
 class ConsoleAsset(tornado.web.StaticFileHandler):
     """The console's stylesheet and icon: only these files of ``static/``, with the pages' strictness."""
