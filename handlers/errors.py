@@ -62,12 +62,7 @@ class ErrorAnswers:
     and ``allowed_methods``."""
 
     def write_error(self, status_code: int, **kwargs) -> None:
-        status_code, message = self.error_answer(status_code, kwargs.get("exc_info", (None, None, None))[1])
-        self.write_json({"error": message}, status=status_code)
-
-    def error_answer(self, status_code: int, error: BaseException | None) -> tuple[int, str]:
-        """The status and sentence for ``error``, with the headers that go with them set
-        (also for the console's HTML pages)."""
+        error = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(error, DatabaseUnavailable):
             self.application.metrics.database_unavailable()
         if isinstance(error, ServiceError):
@@ -85,7 +80,7 @@ class ErrorAnswers:
             self.set_header("WWW-Authenticate", 'Bearer realm="video-app"')
         if status_code == 405:
             self.set_header("Allow", ", ".join(self.allowed_methods()))
-        return status_code, message
+        self.write_json({"error": message}, status=status_code)
 
     def log_exception(self, typ, value, tb) -> None:
         if isinstance(value, DatabaseUnavailable):

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from handlers.console.base import ConsoleHandler
-from services.common.errors import Forbidden, InvalidInput, NotAuthenticated, TooManyAttempts
+from services.common.errors import Forbidden
 
 CONSOLE_HOME = "/console"
 
@@ -12,22 +12,17 @@ CONSOLE_HOME = "/console"
 class ConsoleLoginHandler(ConsoleHandler):
     needs_operator = False
     page = "login"
+    email = ""
 
     def get(self) -> None:
         self.render_page("login.html", email="", error=None)
 
     async def post(self) -> None:
         fields = self.form()
-        email = fields.get("email", "")
+        self.email = fields.get("email", "")
         accounts = self.services.accounts
-        try:
-            session = await accounts.login({"email": email, "password": fields.get("password", "")},
-                                           self.client_address(), self.request.headers.get("User-Agent", ""))
-        except (InvalidInput, NotAuthenticated, TooManyAttempts) as refused:
-            status, message = self.error_answer(400, refused)
-            self.clear_header("WWW-Authenticate")
-            self.render_page("login.html", status=status, email=email, error=message)
-            return
+        session = await accounts.login({"email": self.email, "password": fields.get("password", "")},
+                                       self.client_address(), self.request.headers.get("User-Agent", ""))
         principal = await accounts.authenticate(session["token"])
         try:
             await self.services.admin.require_admin(principal)
@@ -37,6 +32,13 @@ class ConsoleLoginHandler(ConsoleHandler):
             raise
         self.set_session_cookie(session["token"], session["refresh_token"])
         self.redirect(CONSOLE_HOME, status=303)
+
+    def render_error(self, status: int, message: str) -> None:
+        """A refused sign-in (the login's own sentences: 400, 401, 429) is shown on the form."""
+        if status in (400, 401, 429) and self.request.method == "POST" and self._form is not None:
+            self.render_page("login.html", status=status, email=self.email, error=message)
+        else:
+            super().render_error(status, message)
 
 
 class ConsoleLogoutHandler(ConsoleHandler):

@@ -4,7 +4,6 @@ confirmation) and the stats. Each error sentence is the service's, shown beside 
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlencode
 
 from handlers.console.base import ConsoleHandler
@@ -27,6 +26,18 @@ DONE = {"withdraw": "withdrawn", "restore": "restored"}
 FILTERS = {"all": None, "active": "true", "withdrawn": "false"}
 
 
+# What CatalogAdmin's list and stats answer, read in these two places only.
+def videos_page(listing: dict) -> tuple[list[dict], str | None]:
+    """The videos and the next page's cursor of ``CatalogAdmin.videos``."""
+    return listing["videos"], listing["next_cursor"]
+
+
+def play_stats(stats: dict) -> tuple[int, list[dict], list[dict] | None]:
+    """The span, the videos (most played first) and the catalog's ``per_day`` (None where the
+    service has none) of ``CatalogAdmin.stats``."""
+    return stats["days"], stats["videos"], stats.get("per_day")
+
+
 def field_of(message: str, fields: tuple[str, ...], default: str) -> str:
     """Which form field a service's sentence is about: the one it starts with."""
     return next((name for name in fields if message.startswith(name)), default)
@@ -44,19 +55,19 @@ class ConsoleVideosHandler(ConsoleHandler):
             shown = "all"
         cursor = self.get_query_argument("cursor", None)
         notice = NOTICES.get(self.get_query_argument("done", ""))
-        listing: dict[str, Any] = {"videos": [], "next_cursor": None}
-        error = None
+        videos: list[dict] = []
+        next_cursor = error = None
         try:
-            listing = await self.services.admin.videos(limit=PAGE_SIZE, cursor=cursor, active=FILTERS[shown],
-                                                       q=q or None)
+            videos, next_cursor = videos_page(await self.services.admin.videos(
+                limit=PAGE_SIZE, cursor=cursor, active=FILTERS[shown], q=q or None))
         except InvalidInput as invalid:
             error = invalid.message
             self.set_status(400)
         next_url = None
-        if listing["next_cursor"]:
-            next_url = "/console?" + urlencode({"q": q, "show": shown, "cursor": listing["next_cursor"]})
+        if next_cursor:
+            next_url = "/console?" + urlencode({"q": q, "show": shown, "cursor": next_cursor})
         first_url = "/console?" + urlencode({"q": q, "show": shown}) if cursor is not None else None
-        self.render("videos.html", videos=listing["videos"], q=q, shown=shown, filters=tuple(FILTERS),
+        self.render("videos.html", videos=videos, q=q, shown=shown, filters=tuple(FILTERS),
                     next_url=next_url, first_url=first_url, error=error, notice=notice)
 
 
@@ -97,7 +108,7 @@ class ConsoleVideoHandler(ConsoleHandler):
     page = "videos"
 
     async def get(self, video_id: str) -> None:
-        video = (await self.services.admin.video(video_id))["video"]
+        video = await self.services.admin.video(video_id)
         self.render("video.html", video=video, title=video["title"], description=video["description"], errors={})
 
     async def post(self, video_id: str) -> None:
@@ -112,7 +123,7 @@ class ConsoleVideoHandler(ConsoleHandler):
         try:
             await admin.edit(video_id, {"title": title, "description": description})
         except InvalidInput as invalid:
-            video = (await admin.video(video_id))["video"]
+            video = await admin.video(video_id)
             where = field_of(invalid.message, ("title", "description"), "title")
             self.render_page("video.html", status=400, video=video, title=title, description=description,
                              errors={where: invalid.message})
@@ -126,7 +137,7 @@ class ConsoleDeleteVideoHandler(ConsoleHandler):
     page = "videos"
 
     async def get(self, video_id: str) -> None:
-        self.render("delete.html", video=(await self.services.admin.video(video_id))["video"])
+        self.render("delete.html", video=await self.services.admin.video(video_id))
 
     async def post(self, video_id: str) -> None:
         self.form()
@@ -140,8 +151,7 @@ class ConsoleStatsHandler(ConsoleHandler):
     page = "stats"
 
     async def get(self) -> None:
-        stats = await self.services.admin.stats(self.get_query_argument("days", None))
-        span = stats["days"]
-        chart = build_chart(per_day_figures(stats), span, utcnow().date())
-        self.render("stats.html", span=span, spans=STAT_SPANS, chart=chart, videos=stats["videos"][:TOP_VIDEOS],
+        span, videos, per_day = play_stats(await self.services.admin.stats(self.get_query_argument("days", None)))
+        chart = build_chart(per_day_figures(videos, per_day), span, utcnow().date())
+        self.render("stats.html", span=span, spans=STAT_SPANS, chart=chart, videos=videos[:TOP_VIDEOS],
                     duration=duration_text)

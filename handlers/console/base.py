@@ -23,7 +23,6 @@ import tornado.web
 
 from handlers.base import BaseHandler
 from handlers.errors import HttpProblem
-from handlers.headers import put_header, put_headers
 from services.accounts.sessions import Principal
 from services.common.errors import InvalidInput, NotAuthenticated
 
@@ -76,18 +75,22 @@ class ConsoleHandler(BaseHandler):
 
     def set_default_headers(self) -> None:
         self.clear_header("Server")
-        put_headers(self, PAGE_HEADERS)
-        put_header(self, "X-Request-ID", self.request_id)
+        for name, value in PAGE_HEADERS.items():
+            self.set_header(name, value)
+        self.set_header("X-Request-ID", self.request_id)
 
     def get_template_path(self) -> str:
         return str(TEMPLATES)
 
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        error = kwargs.get("exc_info", (None, None, None))[1]
-        status_code, message = self.error_answer(status_code, error)
+    def write_json(self, payload: dict, status: int = 200) -> None:
+        """Where ErrorAnswers (handlers/errors.py: the one table of statuses and sentences)
+        writes an error: a console page shows it in HTML instead."""
         self.clear_header("WWW-Authenticate")  # a page, not a bearer challenge
-        self.set_status(status_code)
-        self.render("error.html", status=status_code, message=message, signed_in=self.principal is not None)
+        self.render_error(status, str(payload.get("error", "")))
+
+    def render_error(self, status: int, message: str) -> None:
+        self.set_status(status)
+        self.render("error.html", status=status, message=message)
 
     def render_page(self, template: str, status: int = 200, **values: Any) -> None:
         self.set_status(status)

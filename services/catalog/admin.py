@@ -112,11 +112,11 @@ class CatalogAdmin:
         return {"videos": [admin_video(video) for video in videos], "next_cursor": next_cursor}
 
     async def video(self, video_id: str) -> dict:
-        """One video, active or not (the console's edit form)."""
+        """One video as admins see it (``admin_video``), active or not: the console's edit form."""
         video = await self._catalog.get(video_id)
         if video is None:
             raise NotFound("Video not found.")
-        return {"video": admin_video(video)}
+        return admin_video(video)
 
     @staticmethod
     def preview(youtube) -> dict:
