@@ -4,6 +4,8 @@ confirmation) and the stats. Each error sentence is the service's, shown beside 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlencode
 
 from handlers.console.base import ConsoleHandler
@@ -26,16 +28,22 @@ DONE = {"withdraw": "withdrawn", "restore": "restored"}
 FILTERS = {"all": None, "active": "true", "withdrawn": "false"}
 
 
-# What CatalogAdmin's list and stats answer, read in these two places only.
-def videos_page(listing: dict) -> tuple[list[dict], str | None]:
+# What CatalogAdmin's list and stats answer, read in these two places only. Both shapes are
+# read: the mappings of this branch's services and the values (Page, PlayStats) services
+# return on main since Architecture II; the mapping branch can go once both are merged.
+def videos_page(listing: Any) -> tuple[list[dict], str | None]:
     """The videos and the next page's cursor of ``CatalogAdmin.videos``."""
-    return listing["videos"], listing["next_cursor"]
+    if isinstance(listing, Mapping):
+        return listing["videos"], listing["next_cursor"]
+    return listing.items, listing.next_cursor
 
 
-def play_stats(stats: dict) -> tuple[int, list[dict], list[dict] | None]:
+def play_stats(stats: Any) -> tuple[int, list[dict], list[dict] | None]:
     """The span, the videos (most played first) and the catalog's ``per_day`` (None where the
-    service has none) of ``CatalogAdmin.stats``."""
-    return stats["days"], stats["videos"], stats.get("per_day")
+    service has none yet) of ``CatalogAdmin.stats``."""
+    if isinstance(stats, Mapping):
+        return stats["days"], stats["videos"], stats.get("per_day")
+    return stats.days, stats.videos, getattr(stats, "per_day", None)
 
 
 def field_of(message: str, fields: tuple[str, ...], default: str) -> str:

@@ -9,11 +9,13 @@ import html
 import io
 import re
 from http.cookies import SimpleCookie
+from types import SimpleNamespace
 from urllib.parse import urlencode
 
 import pytest
 from bson import ObjectId
 
+from handlers.console.admin import play_stats, videos_page
 from handlers.console.chart import build_chart, date_label, duration_text
 from services.common.clock import utcnow
 from tests.support import PASSWORD, Api, Reply
@@ -575,3 +577,12 @@ async def test_without_trust_proxy_a_forwarded_https_is_not_believed(api):
     assert (await console.sign_in()).status == 303
     [session] = [c for c in console.set_cookies if c.startswith("console=")]
     assert "secure" not in {part.strip().lower() for part in session.split(";")}
+
+
+def test_the_console_reads_the_services_results_as_mappings_or_as_values():
+    page = {"videos": [{"id": "a"}], "next_cursor": "c"}
+    assert videos_page(page) == videos_page(SimpleNamespace(items=[{"id": "a"}], next_cursor="c")) \
+        == ([{"id": "a"}], "c")
+    assert play_stats({"days": 7, "videos": []}) == play_stats(SimpleNamespace(days=7, videos=[])) == (7, [], None)
+    per_day = [{"date": "2026-03-01", "plays": 1, "viewers": 1}]
+    assert play_stats(SimpleNamespace(days=7, videos=[], per_day=per_day))[2] == per_day
