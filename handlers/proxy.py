@@ -26,12 +26,16 @@ class ProxyAware:
     def client_address(self: Handler) -> str:
         return client_address(self.request, self.config.trust_proxy)
 
-    def base_url(self: Handler) -> str:
-        """Where clients reach this API, for absolute links such as ``play_url``."""
-        if self.config.public_base_url:
-            return self.config.public_base_url.rstrip("/")
+    def scheme(self: Handler) -> str:
+        """``http`` or ``https``: how the client reached us (the proxy's word with TRUST_PROXY)."""
         scheme = self.request.protocol
         if self.config.trust_proxy:
             forwarded = self.request.headers.get("X-Forwarded-Proto", "").split(",")[-1].strip().lower()
             scheme = forwarded if forwarded in ("http", "https") else scheme
-        return f"{scheme}://{self.request.host}"
+        return scheme
+
+    def base_url(self: Handler) -> str:
+        """Where clients reach this API, for absolute links such as ``play_url``."""
+        if self.config.public_base_url:
+            return self.config.public_base_url.rstrip("/")
+        return f"{self.scheme()}://{self.request.host}"

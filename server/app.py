@@ -22,6 +22,15 @@ from handlers.accounts import (
 )
 from handlers.admin import AdminStatsHandler, AdminVideoHandler, AdminVideosHandler
 from handlers.base import NotFoundHandler
+from handlers.console.accounts import ConsoleLoginHandler, ConsoleLogoutHandler
+from handlers.console.admin import (
+    ConsoleAddVideoHandler,
+    ConsoleDeleteVideoHandler,
+    ConsoleStatsHandler,
+    ConsoleVideoHandler,
+    ConsoleVideosHandler,
+)
+from handlers.console.base import CONSOLE_ASSET_PATTERN, STATIC, ConsoleAsset
 from handlers.health import LivenessHandler, ReadinessHandler, RootHandler
 from handlers.library import HistoryHandler, ProgressHandler, VideoHandler, VideosHandler
 from handlers.mailboxes import (
@@ -108,9 +117,22 @@ ROUTES: list[tuple[Any, ...]] = [
     (r"/docs", DocsHandler),
     (r"/metrics", MetricsHandler),
 ]
-# The /docs page's own files: served, but not API operations (not in the OpenAPI document).
+# The operator console's HTML pages (handlers/console/): routes of this process, but not API
+# operations, so not in the OpenAPI document.
+PAGE_ROUTES: list[tuple[Any, ...]] = [
+    (r"/console", ConsoleVideosHandler),
+    (r"/console/login", ConsoleLoginHandler),
+    (r"/console/logout", ConsoleLogoutHandler),
+    (r"/console/add", ConsoleAddVideoHandler),
+    (rf"/console/videos/{VIDEO_ID}", ConsoleVideoHandler),
+    (rf"/console/videos/{VIDEO_ID}/delete", ConsoleDeleteVideoHandler),
+    (r"/console/stats", ConsoleStatsHandler),
+]
+# The /docs page's and the console's own files: served, but not API operations (not in the
+# OpenAPI document).
 ASSET_ROUTES: list[tuple[Any, ...]] = [
     (DOCS_ASSET_PATTERN, DocsAssetHandler, {"path": ""}),
+    (CONSOLE_ASSET_PATTERN, ConsoleAsset, {"path": str(STATIC)}),
 ]
 
 
@@ -286,7 +308,7 @@ class VideoApp(tornado.web.Application):
         # Beside the other log lines, on stderr.
         self.access_log = access_log or AccessLog(sys.stderr, trust_proxy=config.trust_proxy)
         self.metrics = Metrics(
-            ROUTES + ASSET_ROUTES,
+            ROUTES + PAGE_ROUTES + ASSET_ROUTES,
             in_flight=lambda: self.inflight.count,
             password_checks_waiting=lambda: services.passwords.waiting,
             plays_dropped=lambda: services.plays.dropped + services.plays.lost,
@@ -294,11 +316,12 @@ class VideoApp(tornado.web.Application):
             connections=self.connections,
         )
         super().__init__(
-            ROUTES + ASSET_ROUTES,
+            ROUTES + PAGE_ROUTES + ASSET_ROUTES,
             default_handler_class=NotFoundHandler,
             log_function=self._request_finished,
             # No XSRF cookies: clients authenticate with a bearer header, which a
-            # cross-site form cannot send.
+            # cross-site form cannot send. The console's forms check theirs
+            # (handlers/console/base.py ConsoleHandler.form).
             xsrf_cookies=False,
         )
 

@@ -11,6 +11,7 @@ from schema import And, Optional, Schema
 from services.accounts.sessions import Principal
 from services.accounts.users import UserStore
 from services.catalog.cursors import CursorCodec, Page, parse_limit
+from services.catalog.library import Library
 from services.catalog.plays import PlayStore, parse_days
 from services.catalog.videos import VideoCatalog
 from services.catalog.youtube import parse_youtube_id
@@ -109,17 +110,36 @@ class CatalogAdmin:
         if user.get("email_verified") is not True:
             raise Forbidden(VERIFY_FIRST)
 
-    async def videos(self, *, limit: str | None, cursor: str | None, active: str | None) -> Page:
+    async def videos(self, *, limit: str | None, cursor: str | None, active: str | None,
+                     q: str | None = None) -> Page:
         page_size = parse_limit(limit)
         if active not in (None, "true", "false"):
             raise InvalidInput("active must be true or false.")
         only = None if active is None else active == "true"
-        query = {"active": only}  # the cursor is bound to it: one of active=true is refused with active=false
+        # The same words as GET /videos?q= (the console's search box).
+        words = Library._search_words(q)
+        # The cursor is bound to the query: one of active=true is refused with active=false.
+        query = {"active": only, "q": words or []}
         after = self._cursors.decode(ADMIN_CURSOR, cursor, query=query)
         videos, next_cursor = self._cursors.page(
-            ADMIN_CURSOR, await self._catalog.page(page_size + 1, after, active=only, public=False), page_size,
+            ADMIN_CURSOR,
+            await self._catalog.page(page_size + 1, after, active=only, words=words, public=False), page_size,
             query=query)
         return Page([admin_video(video) for video in videos], next_cursor)
+
+    async def video(self, video_id: str) -> dict:
+        """One video as admins see it (``admin_video``), active or not: the console's edit form."""
+        video = await self._catalog.get(video_id)
+        if video is None:
+            raise NotFound("Video not found.")
+        return admin_video(video)
+
+    @staticmethod
+    def preview(youtube) -> dict:
+        """What add() would store for this link, before anything is stored: the id and the
+        thumbnail (the console's preview step); InvalidInput as add() gives it."""
+        youtube_id = parse_youtube_id(youtube)
+        return {"youtube_id": youtube_id, "thumbnail_url": THUMBNAIL_URL.format(youtube_id=youtube_id)}
 
     async def add(self, body) -> dict:
         """The new video, as admins see it (``admin_video``)."""
