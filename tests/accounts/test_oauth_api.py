@@ -568,3 +568,23 @@ def test_the_settings_come_from_the_environment_and_are_checked():
         with pytest.raises(ConfigError, match=named):
             load_config(env=env)
     assert load_config(env={"APPLE_JWKS_URL": "http://127.0.0.1:8080/keys"}).apple_jwks_url.startswith("http:")
+
+
+# ----- a change of address confirmed with an ID token -------------------------------------------
+
+@pytest.mark.gen_test
+async def test_an_account_without_a_password_changes_its_address_with_a_fresh_id_token(api, services, database):
+    token = (await sign_in(api)).json["token"]
+    now = int(time.time())
+    for refused, status in [({}, 400), ({"password": PASSWORD}, 401),
+                            ({"id_token": make_token(iat=now - 1200, exp=now + 600)}, 401),
+                            ({"id_token": make_token(sub="person-2")}, 401)]:
+        reply = await api.post("/auth/email", {"new_email": "pat@example.org", **refused}, token=token)
+        assert reply.status == status, (refused, reply.body)
+        assert reply.error
+    assert await database["email_change_tokens"].count_documents({}) == 0
+
+    reply = await api.post("/auth/email", {"new_email": "pat@example.org", "id_token": make_token()}, token=token)
+    assert reply.status == 202, reply.body
+    await services.mailboxes.idle()
+    assert await database["email_change_tokens"].count_documents({}) == 1
