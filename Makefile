@@ -8,10 +8,10 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: help run test lint fuzz bench seed clean
+.PHONY: help run test test-asyncio lint fuzz bench seed clean
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## /  make \1\t/' | expand -t 16
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 20
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,14 @@ run: $(RUNTIME_STAMP) ## serve on HOST:PORT (default 127.0.0.1:8000), reading .e
 seed: $(RUNTIME_STAMP) ## create the indexes and upsert the demo catalog (the release phase)
 	$(PY) -m seeds
 
-test: $(DEV_STAMP) ## run the whole test suite
+test: $(DEV_STAMP) ## run the whole test suite (on uvloop, the server's default event loop)
 	$(PY) -m pytest
+
+# The suite again on asyncio's own loop (EVENT_LOOP=asyncio, as the server runs where uvloop
+# does not install), less what does not touch the loop: the fuzzer, the browser, the deploy files.
+test-asyncio: $(DEV_STAMP) ## run the suite on asyncio's event loop (CI runs both)
+	EVENT_LOOP=asyncio $(PY) -m pytest --ignore=tests/server/test_fuzz.py \
+		--ignore=tests/server/test_browser.py --ignore=tests/server/test_deploy.py
 
 lint: $(DEV_STAMP) ## ruff
 	$(PY) -m ruff check .

@@ -25,7 +25,7 @@ from server.app import VideoApp, build_services, make_http_server
 from server.config import Config, ConfigError, load_config, read_dotenv
 from server.database import close, connect, describe
 from server.logs import configure_logging
-from server.runtime import tune_garbage_collector
+from server.runtime import running_loop_kind, tune_garbage_collector, use_event_loop
 from services.common.errors import DatabaseUnavailable
 
 log = logging.getLogger("server")
@@ -96,7 +96,8 @@ async def serve(config: Config, started: asyncio.Future | None = None,
     where = {"host": config.host, "port": config.port, "pid": os.getpid()}
     if worker is not None:
         where["worker"] = worker
-    log.info("listening", extra={"mode": config.app_env, **where, "database": describe(config)})
+    log.info("listening", extra={"mode": config.app_env, **where, "database": describe(config),
+                                 "event_loop": running_loop_kind()})
     if config.uses_embedded_store:
         log.warning("MONGODB_URI is not set: using the embedded in-memory store; "
                     "every account and session is lost when this process stops")
@@ -211,6 +212,8 @@ def main() -> int:
     try:
         config = load_config()
         logging.getLogger().setLevel(config.log_level.upper())
+        # Before any loop exists: the forked workers inherit the choice.
+        use_event_loop(config.event_loop)
         if config.web_concurrency > 1:
             return run_workers(config)
         asyncio.run(serve(config))

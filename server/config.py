@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from server.runtime import EVENT_LOOPS
 from services.common.mail import parse_smtp_url
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class Config:
     mongodb_database: str = "video_app"
     mongodb_timeout_ms: int = 2500
     mongodb_driver: str = "motor"  # motor | pymongo (PyMongo's own AsyncMongoClient)
+    # uvloop | asyncio: the event loop (uvloop falls back to asyncio's where it cannot be imported).
+    event_loop: str = "uvloop"
 
     # Newest first: the first secret signs, every one of them verifies (key rotation).
     jwt_secrets: tuple[str, ...] = ()
@@ -179,6 +182,8 @@ def _checked(config: Config, secret_was_given: bool, problems: list[str] | None 
         problems.append(f"APP_ENV must be 'development' or 'production', not {config.app_env!r}")
     if config.mongodb_driver not in MONGODB_DRIVERS:
         problems.append(f"MONGODB_DRIVER must be one of {', '.join(MONGODB_DRIVERS)}, not {config.mongodb_driver!r}")
+    if config.event_loop not in EVENT_LOOPS:
+        problems.append(f"EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, not {config.event_loop!r}")
     if config.is_production:
         if not secret_was_given:
             problems.append("APP_ENV=production needs JWT_SECRET (at least 32 bytes) in the environment")

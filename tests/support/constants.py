@@ -1,5 +1,6 @@
 """Constants every test and the bench share."""
 
+import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
@@ -8,3 +9,6 @@ HOST = "127.0.0.1"
 PASSWORD = "correct horse"
 # Signs the tokens of in-process test servers (>= 32 bytes, as production demands).
 TEST_SECRET = "test-secret-long-enough-for-hs256-and-hs512-0123456789abcdefghijklmnop"
+# The event loop the suite runs on, and so do the servers it starts (EVENT_LOOP, as the
+# server reads it): uvloop by default, EVENT_LOOP=asyncio for asyncio's own.
+SUITE_EVENT_LOOP = os.environ.get("EVENT_LOOP") or "uvloop"
