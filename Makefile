@@ -7,6 +7,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
+BENCH_STAMP := $(VENV)/.bench-installed
 
 .PHONY: help run test test-asyncio lint fuzz bench seed clean
 
@@ -18,6 +19,11 @@ $(PY):
 
 $(RUNTIME_STAMP): requirements.txt | $(PY)
 	$(PIP) -r requirements.txt
+	touch $@
+
+# The bench's own (bench/requirements.txt: the FastAPI peer, mockupdb), never the service's.
+$(BENCH_STAMP): $(RUNTIME_STAMP) bench/requirements.txt
+	$(PIP) -r bench/requirements.txt
 	touch $@
 
 $(DEV_STAMP): requirements.txt requirements-dev.txt | $(PY)
@@ -43,7 +49,7 @@ lint: $(DEV_STAMP) ## ruff
 	$(PY) -m ruff check .
 
 # Needs wrk (apt-get install -y wrk). Takes a few minutes; BENCH_SECONDS=2 for a quick run.
-bench: $(RUNTIME_STAMP) ## the performance harness (needs wrk; see bench/README.md)
+bench: $(BENCH_STAMP) ## the performance harness (needs wrk; see bench/README.md)
 	$(PY) -m bench.run
 
 # The schemathesis fuzz test with 500 generated requests per operation (`make test` runs 25).
