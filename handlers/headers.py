@@ -24,12 +24,15 @@ STATIC_HEADERS = {
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
+_id_prefix: str = secrets.token_hex(8)
+_id_counter: itertools.count[int] = itertools.count()
+
+
 def _start_request_ids() -> None:
     global _id_prefix, _id_counter
     _id_prefix, _id_counter = secrets.token_hex(8), itertools.count()
 
 
-_start_request_ids()
 os.register_at_fork(after_in_child=_start_request_ids)  # each worker draws its own half
 
 

@@ -45,11 +45,13 @@ import functools
 import importlib.metadata
 import re
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from bson import BSON, ObjectId
-from mongomock import DuplicateKeyError, helpers
+from mongomock import helpers
 from mongomock.collection import Collection
 from mongomock.filtering import filter_applies
 from mongomock.store import CollectionStore
@@ -132,7 +134,7 @@ def _find_one_by_id(original):
     return find_one
 
 
-def _is_flat(document) -> bool:
+def _is_flat(document: object) -> bool:
     """A plain dict whose fields are plain values under names mongomock's own path would
     accept without a word (strings, no ``$`` first, no NUL)."""
     return type(document) is dict and all(
@@ -148,8 +150,8 @@ def _stored_datetime(value: datetime) -> datetime:
     return value.replace(microsecond=milliseconds)
 
 
-def _insert_flat_documents(original):
-    def _insert(self, data, session=None, ordered=True):
+def _insert_flat_documents(original: Callable[..., Any]) -> Callable[..., Any]:
+    def _insert(self: Collection, data: Any, session: Any = None, ordered: bool = True) -> Any:
         # A list (insert_many) goes through mongomock's loop, which calls this per document.
         if session or not _is_flat(data):
             return original(self, data, session, ordered)
@@ -159,12 +161,12 @@ def _insert_flat_documents(original):
         object_id = data["_id"]
         store = self._store
         if object_id in store:
-            raise DuplicateKeyError("E11000 Duplicate Key Error", 11000)
+            return original(self, data, session, ordered)  # which raises the duplicate key error
         stored = {key: _stored_datetime(value) if type(value) is datetime else value for key, value in data.items()}
         store[object_id] = stored
         try:
-            self._ensure_uniques(stored)
-        except DuplicateKeyError:
+            self._ensure_uniques(stored)  # a unique index's duplicate key error
+        except Exception:
             del store[object_id]  # the rollback mongomock makes
             raise
         return object_id
