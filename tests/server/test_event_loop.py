@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
 import sys
 
@@ -13,7 +14,7 @@ import tornado.ioloop
 
 from server.config import ConfigError, load_config
 from server.runtime import running_loop_kind, use_event_loop
-from tests.support import SUITE_EVENT_LOOP, running_server
+from tests.support import REPO_ROOT, SUITE_EVENT_LOOP, running_server
 
 
 @pytest.fixture
@@ -70,3 +71,24 @@ def test_the_server_process_runs_on_the_chosen_loop_and_stops_cleanly(choice):
         server.signal(signal.SIGTERM)  # the loop's signal handler stops it
         assert server.wait(timeout=15) == 0, server.stderr
     assert not [e for e in server.log_lines() if "traceback" in e]
+
+
+def _pins(path) -> dict[str, str]:
+    """name -> the rest of the line (version and marker) of each pin in a requirements file."""
+    found = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            name, _, rest = line.partition("==")
+            found[name.strip().lower().replace("_", "-")] = rest.strip()
+    return found
+
+
+def test_uvloop_is_pinned_where_it_installs_and_the_peer_stays_out_of_the_service():
+    service = _pins(REPO_ROOT / "requirements.txt")
+    assert re.fullmatch(r'[\d.]+; sys_platform != "win32" and platform_python_implementation == "CPython"',
+                        service["uvloop"])
+    bench_only = _pins(REPO_ROOT / "bench" / "requirements.txt")
+    assert {"fastapi", "uvicorn", "httptools"} <= set(bench_only)
+    for name in ("fastapi", "uvicorn", "httptools", "starlette"):  # the peer's, never the service's
+        assert name not in service and name not in _pins(REPO_ROOT / "requirements-dev.txt")
