@@ -2,14 +2,16 @@
 wrk's requests/s drift by several per cent between runs (and more while anything else
 runs on the machine), so this is how a code change is judged A/B.
 
-    python -m bench.callgrind [api|ceiling] [load,load,...]     (needs valgrind)
+    python -m bench.callgrind [api|ceiling|peer] [load,load,...]     (needs valgrind)
 
 The loads are bench/steady.py's (dashboard, stream, videos, progress) or any other path
 (``healthz``: GET /healthz). The chosen server runs under callgrind with instrumentation
 off; for each load, 200 requests warm it up on one keep-alive connection, then the
 counters are zeroed, REQUESTS (500) requests are sent one after another, and the dump's
 total is divided by REQUESTS. The API always runs (the user and tokens come from it), at
-bcrypt cost 4 since logins are not measured here. Each run takes about half a minute.
+bcrypt cost 4 since logins are not measured here (``peer``: the FastAPI peer, bench/peer.py,
+with a user of its own). Every server runs on the loop EVENT_LOOP names (uvloop by default).
+Each run takes about half a minute.
 """
 
 from __future__ import annotations
@@ -95,7 +97,13 @@ def main(argv: list[str]) -> int:
                                       log_path=RESULTS / "callgrind-ceiling.log", name="the ceiling app")
             servers.append(measured)
             measured.start(START_TIMEOUT_SECONDS)
-        user = prepare_user(api, email)
+        if which == "peer":
+            measured = UnderCallgrind({"JWT_SECRET": secrets.token_urlsafe(36), "BCRYPT_ROUNDS": "4"},
+                                      args=["-m", "bench.peer"], health_path="/healthz",
+                                      log_path=RESULTS / "callgrind-peer.log", name="the FastAPI peer")
+            servers.append(measured)
+            measured.start(START_TIMEOUT_SECONDS)
+        user = prepare_user(measured if which == "peer" else api, email)
         loads = steady_loads(user)
         for label in labels:
             load = loads.get(label) or {"path": f"/{label}", "headers": {}}

@@ -14,6 +14,9 @@ It also answers POST /login (and /auth/login) with one bcrypt check (at BCRYPT_R
 threads, as the API is configured) and nothing else: under the login storm it is the
 best any Tornado process could do on this machine, the reference for the API's storm.
 
+It runs on the event loop EVENT_LOOP names (uvloop by default, as the API's), so that the
+API's figures are read against the same loop.
+
     PORT=8123 BCRYPT_ROUNDS=12 BCRYPT_THREADS=3 LISTEN_BACKLOG=2048 python -m bench.ceiling
 """
 
@@ -28,7 +31,7 @@ import orjson
 import tornado.web
 from tornado.httpserver import HTTPServer
 
-from server.runtime import tune_garbage_collector
+from server.runtime import tune_garbage_collector, use_event_loop
 from tests.support import PASSWORD, serve_until_signalled
 
 # The API encodes its answers with orjson: so does the ceiling, on every request.
@@ -76,6 +79,7 @@ async def serve(port: int, rounds: int, threads: int, backlog: int) -> None:
 
 
 if __name__ == "__main__":
+    use_event_loop(os.environ.get("EVENT_LOOP") or "uvloop")  # as the API chooses its loop
     asyncio.run(serve(
         int(os.environ["PORT"]),
         rounds=int(os.environ.get("BCRYPT_ROUNDS", "12")),

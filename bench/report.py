@@ -12,6 +12,8 @@ from bench.settings import (
     TARGET_CROWD_RATIO,
     TARGET_DASHBOARD_RATIO,
     TARGET_LOGIN_RATIO,
+    TARGET_PEER_RATIO_LOG_OFF,
+    TARGET_PEER_RATIO_LOG_ON,
     TARGET_PROGRESS_RATIO,
     TARGET_RSS_GROWTH,
     TARGET_STORM_DASHBOARD_P99_MS,
@@ -19,6 +21,7 @@ from bench.settings import (
     TARGET_VIDEOS_RATIO,
     Settings,
 )
+from bench.versus import ratios
 
 
 def evaluate(runs: dict, memory: dict, counted: dict, settings: Settings) -> list[dict]:
@@ -64,6 +67,12 @@ def evaluate(runs: dict, memory: dict, counted: dict, settings: Settings) -> lis
                  "target": f">= {runs['stream']['requests']}",
                  "met": counted["metrics_stream_200"] >= runs["stream"]["requests"]
                  and counted["plays_written"] == counted["metrics_stream_200"]})
+    versus = ratios(runs)
+    for load, path in (("dashboard", "/dashboard"), ("stream", "/video/{id}/stream")):
+        for logs, target in (("on", TARGET_PEER_RATIO_LOG_ON), ("off", TARGET_PEER_RATIO_LOG_OFF)):
+            value = versus[f"{load}_log_{logs}"]
+            rows.append({"name": f"{path} / FastAPI peer, access logs {logs}", "value": value,
+                         "target": f">= {target}", "met": value >= target})
     errors = {label: run["non_2xx"] + run["socket_errors"] for label, run in runs.items()}
     rows.append({"name": "non-2xx + socket errors, all runs", "value": sum(errors.values()),
                  "target": "== 0", "met": not any(errors.values()), "by_run": errors})

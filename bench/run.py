@@ -13,6 +13,8 @@ What one run does:
    - bench/steady.py: GET /dashboard, GET /video/{id}/stream, GET /videos?limit=20 and
      PUT /video/{id}/progress, each in turn with the ceiling app sent the same request;
    - bench/crowd.py: /dashboard on 2,000 connections, in turns with the ceiling app;
+   - bench/versus.py: /dashboard and /stream of the API against the FastAPI peer
+     (bench/peer.py), access logs on and off, four fresh processes in turns;
    - bench/storm.py: 16 connections logging in alone (for reference), then the login
      storm (the same while 8 load /dashboard as fast as they are answered), the same
      with /dashboard paced (a reference: each connection pauses 8 ms between requests),
@@ -71,6 +73,7 @@ from bench.settings import (
 )
 from bench.steady import measure_steady
 from bench.storm import bcrypt_ceiling, measure_storms
+from bench.versus import measure_versus
 from bench.wrk import wrk_version
 from server.config import Config, load_config
 from tests.support import PASSWORD, ServerFailed
@@ -141,6 +144,7 @@ def measure(settings: Settings, api: MeasuredServer, ceiling: MeasuredServer, us
     rss["after_steady_runs"] = api.rss_kib()
     counted = counted_streams(api, user, config)
     runs.update(measure_crowd(settings, api, ceiling, user))
+    runs.update(measure_versus(settings, event_loop=config.event_loop))
     storms = measure_storms(settings, api, ceiling, user)
     runs.update(storms["runs"])
     rss["after_storm"] = storms["rss_after_storm"]
@@ -195,7 +199,7 @@ def main() -> int:
         # thread's check hands its result back), whatever the API is configured with.
         bcrypt_threads = cores + 1
         ceiling = MeasuredServer({"BCRYPT_ROUNDS": str(config.bcrypt_rounds), "BCRYPT_THREADS": str(bcrypt_threads),
-                                  "LISTEN_BACKLOG": str(config.listen_backlog)},
+                                  "LISTEN_BACKLOG": str(config.listen_backlog), "EVENT_LOOP": config.event_loop},
                                  args=["-m", "bench.ceiling"], log_path=RESULTS / "ceiling.log",
                                  health_path="/", name="the ceiling app")
         servers.append(ceiling)
@@ -230,6 +234,7 @@ def main() -> int:
                     "other_processes_cpu_share": other_share},
         "settings": {**dataclasses.asdict(settings), "connections": CONNECTIONS, "threads": THREADS,
                      "crowd_connections": CROWD_CONNECTIONS, "listen_backlog": config.listen_backlog,
+                     "event_loop": config.event_loop,
                      "storm_login_connections": STORM_LOGIN_CONNECTIONS,
                      "storm_dashboard_connections": STORM_DASHBOARD_CONNECTIONS},
         "bcrypt": login_ceiling,

@@ -15,6 +15,7 @@ from server.app import build_services
 from server.config import ConfigError, load_config, read_dotenv
 from server.database import close, connect, describe
 from server.logs import configure_logging
+from server.runtime import use_event_loop
 from services.common.errors import DatabaseUnavailable
 
 log = logging.getLogger("seeds")
@@ -41,6 +42,7 @@ def main() -> int:
     config = None
     try:
         config = load_config()
+        use_event_loop(config.event_loop)
         asyncio.run(seed(config))
     except (ConfigError, CatalogError) as error:
         log.error(str(error))

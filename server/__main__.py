@@ -33,7 +33,7 @@ from server.config import Config, ConfigError, load_config, read_dotenv
 from server.database import close, connect, describe
 from server.logs import configure_logging
 from server.metrics import keep_in_process, mark_process_dead, share_between_processes
-from server.runtime import tune_garbage_collector
+from server.runtime import running_loop_kind, tune_garbage_collector, use_event_loop
 from services.common.errors import DatabaseUnavailable
 
 log = logging.getLogger("server")
@@ -110,7 +110,8 @@ async def serve(config: Config, started: asyncio.Future | None = None,
     if worker is not None:
         where["worker"] = worker
     log.info("listening", extra={"mode": config.app_env, **where, "database": describe(config),
-                                 "traces": traces is not None})
+                                 "traces": traces is not None,
+                                 "event_loop": running_loop_kind()})
     if config.uses_embedded_store:
         log.warning("MONGODB_URI is not set: using the embedded in-memory store; "
                     "every account and session is lost when this process stops")
@@ -256,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger().setLevel(config.log_level.upper())
         if arguments.command == "verify-email":
             return asyncio.run(run_verify_email(config, arguments.address))
+
+        # Before any loop exists: the forked workers inherit the choice.
+        use_event_loop(config.event_loop)
         if config.web_concurrency > 1:
             return run_workers(config)
         keep_in_process()

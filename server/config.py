@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from server.runtime import EVENT_LOOPS
 from services.accounts.identity_tokens import allowed_jwks_url
 from services.common.mail import parse_smtp_url
 
@@ -79,6 +80,10 @@ class Config:
     mongodb_driver: str = setting(
         "motor", "`motor`, or `pymongo` for PyMongo's own `AsyncMongoClient`: see "
         "[Leaving Motor](server/README.md#leaving-motor)")
+    # uvloop | asyncio: the event loop (uvloop falls back to asyncio's where it cannot be imported).
+    event_loop: str = setting(
+        "uvloop", "`uvloop`, or `asyncio` for asyncio's own loop (used anyway, with a log line, where uvloop does "
+        "not install)")
 
     # Newest first: the first secret signs, every one of them verifies (key rotation).
     jwt_secrets: tuple[str, ...] = setting((), "", variables={
@@ -303,6 +308,8 @@ def _checked(config: Config, secret_was_given: bool, problems: list[str] | None 
         problems.append(f"APP_ENV must be 'development' or 'production', not {config.app_env!r}")
     if config.mongodb_driver not in MONGODB_DRIVERS:
         problems.append(f"MONGODB_DRIVER must be one of {', '.join(MONGODB_DRIVERS)}, not {config.mongodb_driver!r}")
+    if config.event_loop not in EVENT_LOOPS:
+        problems.append(f"EVENT_LOOP must be one of {', '.join(EVENT_LOOPS)}, not {config.event_loop!r}")
     if config.is_production:
         if not secret_was_given:
             problems.append("APP_ENV=production needs JWT_SECRET (at least 32 bytes) in the environment")

@@ -1,5 +1,9 @@
 """Shared fixtures.
 
+Every loop of the suite (pytest-tornado's ``io_loop``, ``asyncio.run``, the server
+processes it starts) is the kind ``EVENT_LOOP`` names, uvloop by default, as the server's:
+``EVENT_LOOP=asyncio make test`` runs the suite on asyncio's own loop (CI runs both).
+
 Without ``MONGODB_URI`` every test gets a fresh embedded store. With it, every test
 gets its own database on that server, dropped afterwards, so the same suite runs
 against a real MongoDB unchanged.
@@ -16,7 +20,11 @@ import pytest
 from server.app import VideoApp
 from server.config import load_config
 from server.database import close, connect
-from tests.support import HOST, TEST_SECRET, Api, close_server, listen, prepared_services
+from server.runtime import use_event_loop
+from tests.support import HOST, SUITE_EVENT_LOOP, TEST_SECRET, Api, close_server, listen, prepared_services
+
+# Before pytest-tornado's io_loop fixture makes the first loop.
+use_event_loop(SUITE_EVENT_LOOP)
 
 
 @pytest.fixture

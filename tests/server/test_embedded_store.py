@@ -125,6 +125,69 @@ def test_the_ttl_sweep_removes_what_mongomock_removes(monkeypatch):
     assert set(patched._documents) == set(original._documents) == {"new"}
 
 
+# Documents to insert: flat ones (the fast path) and every kind that must take mongomock's own.
+INSERTS = [
+    {"video_id": VIDEO_ID, "user_id": "u1", "at": NOW},  # a play: no _id, filled in
+    {"_id": "s1", "at": NOW.replace(tzinfo=dt.timezone(dt.timedelta(hours=-5))), "n": 1, "f": 1.5, "b": True,
+     "none": None, "raw": b"x"},
+    {"_id": 9, "naive": dt.datetime(2026, 1, 2, 3, 4, 5, 678999)},
+    {"_id": "nested", "tags": ["a"], "sub": {"at": NOW}},  # not flat
+    {"_id": "dollar", "$set": 1},  # refused by mongomock
+    {"_id": "nul", "a\0b": 1},  # refused by mongomock
+    {"_id": "huge", "n": 2 ** 70},  # not encodable: refused by BSON
+    {1: "not a string key"},  # refused by mongomock
+]
+
+
+def _insert_both_ways(document: dict) -> list:
+    """Inserts ``document`` through the patched path and through mongomock's own, each
+    into a fresh collection; returns, for each, what it answered (or raised), the caller's
+    dict afterwards, and what was stored."""
+    embedded_client()
+    found = []
+    for insert in (Collection._insert, Collection._insert.__wrapped__):
+        things = mongomock.MongoClient(tz_aware=True)["embedded_store_test"]["inserts"]
+        given = dict(document)
+        try:
+            answer = insert(things, given)
+        except Exception as error:  # compared, not judged
+            answer = (type(error), str(error))
+        stored = {key: {k: v for k, v in doc.items() if k != "_id"} if "_id" not in document else doc
+                  for key, doc in things._store._documents.items()}
+        found.append((answer if "_id" in document else type(answer), given if "_id" in document else
+                      {k: v for k, v in given.items() if k != "_id"}, list(stored.values())))
+    return found
+
+
+def test_the_flat_insert_is_in_place():
+    embedded_client()
+    assert getattr(Collection._insert, "patched_for_flat_documents", False)
+
+
+@pytest.mark.parametrize("document", INSERTS)
+def test_an_insert_stores_and_answers_as_mongomock_does(document):
+    patched, original = _insert_both_ways(document)
+    assert patched == original
+
+
+def test_a_flat_insert_fills_in_the_id_and_refuses_a_duplicate_as_mongomock_does():
+    embedded_client()
+    things = mongomock.MongoClient(tz_aware=True)["embedded_store_test"]["plays"]
+    play = {"video_id": VIDEO_ID, "user_id": "u1", "at": NOW}
+    inserted = things.insert_one(play).inserted_id
+    assert play["_id"] == inserted and isinstance(inserted, ObjectId)
+    with pytest.raises(mongomock.DuplicateKeyError):
+        things.insert_one({"_id": inserted, "user_id": "u2"})
+    result = things.insert_many([{"n": i} for i in range(3)], ordered=False)
+    assert len(result.inserted_ids) == 3 and things.count_documents({"n": {"$gte": 0}}) == 3
+    things.create_index("email", unique=True, sparse=True)
+    things.insert_one({"_id": "a", "email": "x@example.com"})
+    with pytest.raises(mongomock.DuplicateKeyError):
+        things.insert_one({"_id": "b", "email": "x@example.com"})
+    assert things.find_one({"_id": "b"}) is None  # rolled back
+    assert things.find_one({"_id": inserted}) == {**play, "at": NOW.replace(microsecond=123000)}
+
+
 def test_the_pinned_mongomock_is_the_installed_one():
     pinned = pinned_mongomock_version()
     assert re.search(rf"^mongomock=={re.escape(pinned)}$", REQUIREMENTS.read_text(), re.MULTILINE)

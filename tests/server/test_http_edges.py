@@ -2,6 +2,8 @@
 
 import asyncio
 import json
+import os
+import re
 from urllib.parse import quote
 
 import pytest
@@ -121,15 +123,36 @@ async def test_cors_headers_answer_a_browser_origin_and_only_that(api):
 async def test_every_response_carries_a_request_id_and_security_headers(api):
     mine = await api.get("/", headers={"X-Request-ID": "abc-123"})
     assert mine.headers["X-Request-ID"] == "abc-123"
-    for path in ("/", "/nope", "/dashboard"):
+    ours = set()
+    for path in ("/", "/nope", "/dashboard", "/", "/"):
         reply = await api.get(path)
-        assert len(reply.headers["X-Request-ID"]) == 32
+        assert re.fullmatch(r"[0-9a-f]{32}", reply.headers["X-Request-ID"])
+        ours.add(reply.headers["X-Request-ID"])
         assert reply.headers["X-Content-Type-Options"] == "nosniff"
         assert reply.headers["Cache-Control"] == "no-store"
         assert "Server" not in reply.headers  # no version banner
     # A request id that could forge log lines or headers is replaced, not echoed.
     odd = await api.get("/", headers={"X-Request-ID": "x" * 200})
     assert odd.headers["X-Request-ID"] != "x" * 200
+    assert len(ours) == 5  # one of our own per request, never the same twice
+
+
+def test_a_forked_worker_draws_request_ids_of_its_own():
+    """Workers are forked (WEB_CONCURRENCY): their ids must not repeat the parent's, nor each other's."""
+    from handlers.headers import new_request_id
+
+    reading, writing = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id, then out without running anything of pytest's
+        os.write(writing, new_request_id().encode())
+        os._exit(0)
+    os.close(writing)
+    child = os.read(reading, 64).decode()
+    os.close(reading)
+    os.waitpid(pid, 0)
+    parent = [new_request_id(), new_request_id()]
+    assert re.fullmatch(r"[0-9a-f]{32}", child) and parent[0] != parent[1]
+    assert child[:16] != parent[0][:16]  # another random half
 
 
 @pytest.mark.gen_test

@@ -14,7 +14,16 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from server.metrics import SHARE_SECONDS
-from tests.support import HOST, TEST_SECRET, ServerProcess, connection_refused, free_port, request, running_server
+from tests.support import (
+    HOST,
+    SUITE_EVENT_LOOP,
+    TEST_SECRET,
+    ServerProcess,
+    connection_refused,
+    free_port,
+    request,
+    running_server,
+)
 
 SECRET = TEST_SECRET  # the child's JWT_SECRET
 OTHER_LOOPBACK = "127.0.0.2"  # on Linux all of 127/8 is this machine: another local address
@@ -126,6 +135,7 @@ def test_workers_share_the_port_and_all_drain_on_sigterm():
                                          timeout=10) for i in range(3)]
         worker_pids = {e["pid"] for e in listening}
         assert len(worker_pids) == 3 and server.proc.pid not in worker_pids
+        assert {e["event_loop"] for e in listening} == {SUITE_EVENT_LOOP}  # chosen before the fork
         assert worker_pids == children_of(server.proc.pid)
 
         # Requests in flight on several connections (each waits for the absent database).

@@ -5,7 +5,7 @@ Tests import from here (``from tests.support import Api, PASSWORD``); so does be
 """
 
 from tests.support.client import REQUEST_TIMEOUT_SECONDS, Api, Reply, assert_json_error, query_token, request
-from tests.support.constants import HOST, PASSWORD, REPO_ROOT, SEEDED, TEST_SECRET
+from tests.support.constants import HOST, PASSWORD, REPO_ROOT, SEEDED, SUITE_EVENT_LOOP, TEST_SECRET
 from tests.support.inprocess import close_server, listen, loop_in_thread, prepared_services, serve_until_signalled
 from tests.support.network import connection_refused, connections_drained, free_port, open_raw_connection
 from tests.support.process import START_TIMEOUT_SECONDS, ServerFailed, ServerProcess, child_environment, running_server
@@ -17,6 +17,7 @@ __all__ = [
     "REQUEST_TIMEOUT_SECONDS",
     "SEEDED",
     "START_TIMEOUT_SECONDS",
+    "SUITE_EVENT_LOOP",
     "TEST_SECRET",
     "Api",
     "Reply",

@@ -28,9 +28,10 @@ START_TIMEOUT_SECONDS = 15
 SERVER_MODULE = ("-m", "server")
 
 # Every setting the server reads from the environment: the child gets none of the
-# runner's own (a developer's MONGODB_URI must not leak in), only what the caller sets.
-_CONFIG_VARIABLES = {name.upper() for name in Config.__dataclass_fields__} \
-    | {"JWT_SECRET", "JWT_PREVIOUS_SECRETS"}
+# runner's own (a developer's MONGODB_URI must not leak in), only what the caller sets;
+# except EVENT_LOOP, so that a run of the suite on asyncio's loop runs its servers on it too.
+_CONFIG_VARIABLES = ({name.upper() for name in Config.__dataclass_fields__}
+                     | {"JWT_SECRET", "JWT_PREVIOUS_SECRETS"}) - {"EVENT_LOOP"}
 
 
 class ServerFailed(AssertionError):
