@@ -37,13 +37,15 @@ DELETION_SWEEP_SECONDS = 60
 
 
 async def prepare_database(services) -> None:
-    """Indexes and the demo catalog, then the sweep for unfinished account deletions.
+    """Indexes, the demo catalog and the carry-over of plays stored before the rollups
+    (services/catalog/plays.py; a no-op once done), then the sweep for unfinished account deletions.
     The database may be down while the platform starts us: keep trying in the background
     rather than refuse to start."""
     while True:
         try:
             await services.ensure_indexes()
             added = await seed_if_empty(services.catalog)
+            await services.plays.carry_over()
         except DatabaseUnavailable as error:
             log.warning("database not reachable yet; retrying", extra={"error": error.reason})
             await asyncio.sleep(PREPARE_RETRY_SECONDS)

@@ -44,6 +44,7 @@ from services.catalog.library import Library
 from services.catalog.playback import TOKEN_REUSE_SECONDS, Playback, PlaybackSigner
 from services.catalog.plays import PlayStore
 from services.catalog.progress import WatchHistory
+from services.catalog.rollups import PlayRollups
 from services.catalog.videos import VideoCatalog
 from services.common.datastore import guarded
 from services.common.durability import DurableDatabase
@@ -137,8 +138,10 @@ def build_services(config: Config, db, executor: Executor) -> Services:
     reset_throttle = PasswordResetThrottle(
         durable_db, max_per_email=config.password_reset_max_per_email,
         max_per_address=config.password_reset_max_per_address, window_seconds=config.password_reset_window_seconds)
-    plays = PlayStore(db, catalog, buffer_size=config.plays_buffer_size, flush_seconds=config.plays_flush_seconds)
-    watch_history = WatchHistory(db)
+    rollups = PlayRollups(db)
+    plays = PlayStore(db, catalog, rollups, buffer_size=config.plays_buffer_size,
+                      flush_seconds=config.plays_flush_seconds, retention_days=config.plays_retention_days)
+    watch_history = WatchHistory(db, rollups)
     # Everything of a user that deletion removes, sessions first (so logins end first).
     user_data_owners = [sessions, refresh_tokens, reset_tokens, watch_history, plays]
     accounts = Accounts(users=users, sessions=sessions,
@@ -159,7 +162,7 @@ def build_services(config: Config, db, executor: Executor) -> Services:
     )
     cursors = CursorCodec(config.jwt_secrets)
     stores = (users, sessions, catalog, throttle, signup_throttle, refresh_tokens, reset_tokens,
-              reset_throttle, plays, watch_history)
+              reset_throttle, plays, watch_history, rollups)
     return Services(
         accounts=accounts,
         password_reset=password_reset,

@@ -86,6 +86,7 @@ class Config:
     admin_emails: tuple[str, ...] = ()
     plays_buffer_size: int = 10000
     plays_flush_seconds: float = 1
+    plays_retention_days: int = 400  # raw plays; the per-day rollups stay
 
     @property
     def is_production(self) -> bool:
@@ -230,7 +231,8 @@ _POSITIVE = ("port", "bcrypt_rounds", "jwt_ttl_seconds", "playback_ttl_seconds",
              "login_max_failures_per_address", "signup_max_per_address", "signup_window_seconds",
              "password_queue_limit", "refresh_ttl_seconds", "password_reset_ttl_seconds",
              "password_reset_max_per_email", "password_reset_max_per_address", "password_reset_window_seconds",
-             "smtp_timeout_seconds", "plays_buffer_size", "plays_flush_seconds", "listen_backlog")
+             "smtp_timeout_seconds", "plays_buffer_size", "plays_flush_seconds", "listen_backlog",
+             "plays_retention_days")
 _NOT_NEGATIVE = {
     "bcrypt_threads": " (0: one per core)",
     "catalog_cache_seconds": "",

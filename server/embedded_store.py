@@ -16,6 +16,10 @@ patches give the embedded store the same shape of cost:
   Expiry is checked on every read anyway (services/accounts/sessions.py, throttle.py), as it must
   be on a real MongoDB, whose TTL monitor runs about once a minute.
 
+A fourth lets mongomock's ``bulk_write`` take the pinned PyMongo's ``UpdateOne``, which
+passes a ``sort`` (MongoDB 8's sorted updateOne) that mongomock's bulk builder does not
+know: an absent sort is dropped, a given one refused (services never sort an update).
+
 A third makes ``with_options`` (services/common/durability.py) return an async collection, as
 Motor's does: mongomock-motor hands back mongomock's own, synchronous one. The options
 themselves mean nothing to a store of one process.
@@ -43,7 +47,7 @@ from pathlib import Path
 
 from bson import ObjectId
 from mongomock import helpers
-from mongomock.collection import Collection
+from mongomock.collection import BulkOperationBuilder, Collection
 from mongomock.filtering import filter_applies
 from mongomock.store import CollectionStore
 from mongomock_motor import AsyncMongoMockClient, AsyncMongoMockCollection
@@ -144,6 +148,17 @@ def _async_with_options(self, *args, **kwargs):
 _async_with_options.patched_to_stay_async = True
 
 
+def _bulk_update_without_sort(original):
+    def add_update(self, *args, sort=None, **kwargs):
+        if sort is not None:
+            raise NotImplementedError("the embedded store cannot sort an update")
+        return original(self, *args, **kwargs)
+
+    add_update.patched_for_sort = True
+    add_update.__wrapped__ = original
+    return add_update
+
+
 def _patch_mongomock() -> None:
     if not getattr(AsyncMongoMockCollection.__dict__.get("with_options"), "patched_to_stay_async", False):
         AsyncMongoMockCollection.with_options = _async_with_options
@@ -153,6 +168,8 @@ def _patch_mongomock() -> None:
         Collection.find_one = _find_one_by_id(Collection.find_one)
     if not getattr(CollectionStore._remove_expired_documents, "patched_for_sweeps", False):
         CollectionStore._remove_expired_documents = _sweep_now_and_then(CollectionStore._remove_expired_documents)
+    if not getattr(BulkOperationBuilder.add_update, "patched_for_sort", False):
+        BulkOperationBuilder.add_update = _bulk_update_without_sort(BulkOperationBuilder.add_update)
 
 
 def pinned_mongomock_version(requirements: Path = REQUIREMENTS) -> str:

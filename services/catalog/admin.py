@@ -136,4 +136,4 @@ class CatalogAdmin:
 
     async def stats(self, days: str | None) -> dict:
         span = parse_days(days)
-        return {"days": span, "videos": await self._plays.stats(span)}
+        return {"days": span, **await self._plays.stats(span)}
