@@ -159,3 +159,23 @@ async def test_durable_collections_stay_async_and_share_the_store():
     await plain.update_one({"_id": "a"}, {"$inc": {"n": 1}})
     assert [doc async for doc in durable.find({})] == [{"_id": "a", "n": 2}]
     assert durable.write_concern.document == {"w": "majority", "wtimeout": 100}
+
+
+@pytest.mark.gen_test
+async def test_bulk_write_takes_the_pinned_pymongos_update_one():
+    """PyMongo's UpdateOne passes a ``sort`` that mongomock's bulk builder does not take: an
+    absent one is dropped (services/catalog/rollups.py writes this way), a given one refused."""
+    from pymongo import UpdateOne
+    from pymongo.errors import BulkWriteError
+
+    collection = embedded_client()["bulk"]["counts"]
+    once = UpdateOne({"_id": "a", "applied": {"$ne": "b1"}},
+                     {"$inc": {"n": 2}, "$push": {"applied": {"$each": ["b1"], "$slice": -3}}}, upsert=True)
+    await collection.bulk_write([once, UpdateOne({"_id": "b"}, {"$inc": {"n": 1}}, upsert=True)], ordered=False)
+    with pytest.raises(BulkWriteError) as raised:  # as MongoDB: the upsert meets the existing _id
+        await collection.bulk_write([UpdateOne({"_id": "b"}, {"$inc": {"n": 1}}), once], ordered=False)
+    assert [(e["index"], e["code"]) for e in raised.value.details["writeErrors"]] == [(1, 11000)]
+    assert await collection.find().sort("_id", 1).to_list(length=None) == [
+        {"_id": "a", "n": 2, "applied": ["b1"]}, {"_id": "b", "n": 2}]
+    with pytest.raises(NotImplementedError):
+        await collection.bulk_write([UpdateOne({"_id": "a"}, {"$inc": {"n": 1}}, sort={"n": 1})])
