@@ -82,6 +82,7 @@ async def serve(config: Config, started: asyncio.Future | None = None,
     preparing = asyncio.ensure_future(prepare_database(services))
     services.plays.start()
     app = VideoApp(config, services)
+    app.loop_lag.start()
     openapi_json()  # parse the API document now rather than during the first request for it
     tune_garbage_collector()
     server = make_http_server(app)
@@ -125,6 +126,7 @@ async def serve(config: Config, started: asyncio.Future | None = None,
     # writes; during an outage a batch fails after one operation timeout and the rest is
     # given up, so two of them bound it (the grace was spent above, on requests).
     await services.plays.stop(timeout_seconds=2 * config.mongodb_timeout_ms / 1000)
+    await app.loop_lag.stop()
     await close(client)
     executor.shutdown(wait=False, cancel_futures=True)
     app.access_log.flush()

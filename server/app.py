@@ -29,6 +29,7 @@ from handlers.sessions import (
 from server.config import Config
 from server.connection import EarlyAnswerHTTPServer
 from server.logs import AccessLog
+from server.looplag import LoopLagMonitor
 from server.metrics import Metrics
 from services.accounts.account_deletion import AccountDeletion
 from services.accounts.accounts import Accounts
@@ -237,6 +238,8 @@ class VideoApp(tornado.web.Application):
             in_flight=lambda: self.inflight.count,
             password_checks_waiting=lambda: services.passwords.waiting,
         )
+        # Started by serve() (server/__main__.py): it needs the running loop.
+        self.loop_lag = LoopLagMonitor(self.metrics.registry)
         super().__init__(
             ROUTES + ASSET_ROUTES,
             default_handler_class=NotFoundHandler,
