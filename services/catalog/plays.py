@@ -236,7 +236,9 @@ class PlayStore:
         videos = await self._catalog.get_many(list(by_video))
         result = [
             {"id": str(oid), "title": videos[oid]["title"], **entry, "watch_seconds": round(entry["watch_seconds"])}
-            for oid, entry in by_video.items() if oid in videos  # a deleted video is no longer reported
+            for oid, entry in by_video.items()
+            # A deleted video is no longer reported; nor one with nothing in the period.
+            if oid in videos and (entry["plays"] or entry["watch_seconds"] >= 0.5 or entry["completions"])
         ]
         result.sort(key=lambda entry: (-entry["plays"], entry["id"]))
         catalog = {row["_id"]: row for row in await self._rollups.catalog_days(dates[0])}
