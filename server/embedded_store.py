@@ -12,7 +12,8 @@ patches give the embedded store the same shape of cost:
 - ``find_one`` with such a filter (what every authenticated request and every playback
   check does) goes straight to that document, then through the same filter, projection
   and time-zone steps as mongomock's own path, without building a cursor around it;
-- expired documents are swept at most once per ``TTL_SWEEP_SECONDS``, not on every access.
+- expired documents are swept at most once per ``TTL_SWEEP_SECONDS``, not on every access,
+  and each sweep checks at most ``TTL_SWEEP_DOCUMENTS`` documents (the next slice of a pass).
   Expiry is checked on every read anyway (services/accounts/sessions.py, throttle.py), as it must
   be on a real MongoDB, whose TTL monitor runs about once a minute.
 
@@ -45,6 +46,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import mongomock
 from bson import ObjectId
 from mongomock import helpers
 from mongomock.collection import BulkOperationBuilder, Collection
@@ -55,6 +57,7 @@ from mongomock_motor import AsyncMongoMockClient, AsyncMongoMockCollection
 from server.config import ConfigError
 
 TTL_SWEEP_SECONDS = 1.0
+TTL_SWEEP_DOCUMENTS = 1000
 # The one place the mongomock version is pinned.
 REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
 _PLAIN_IDS = (str, int, ObjectId)
@@ -132,11 +135,36 @@ def _sweep_now_and_then(original):
         now = time.monotonic()
         if now - getattr(self, "_last_ttl_sweep", float("-inf")) >= TTL_SWEEP_SECONDS:
             self._last_ttl_sweep = now
-            original(self)
+            _sweep_a_slice(self)
 
     remove_expired_documents.patched_for_sweeps = True
     remove_expired_documents.__wrapped__ = original
     return remove_expired_documents
+
+
+def _sweep_a_slice(store: CollectionStore) -> None:
+    """Checks the next ``TTL_SWEEP_DOCUMENTS`` documents of a pass over the collection (ids
+    taken once per pass) against every TTL index, as mongomock's own sweep checks all of
+    them: a pass over 100,000 plays is 100 sweeps of a few milliseconds, not one of most of
+    a second that holds the event loop."""
+    pending: list | None = getattr(store, "_ttl_pending", None)
+    if not pending:
+        pending = store._ttl_pending = list(store._documents)
+    chunk = pending[-TTL_SWEEP_DOCUMENTS:]
+    del pending[-TTL_SWEEP_DOCUMENTS:]
+    now = mongomock.utcnow()
+    for index in list(store._ttl_indexes.values()):
+        try:
+            expiry = int(index["expireAfterSeconds"])
+        except ValueError:
+            continue
+        if len(index["key"]) > 1:
+            continue
+        field = next(iter(index["key"]))[0]
+        for key in chunk:
+            document = store._documents.get(key)
+            if document is not None and store._value_meets_expiry(document.get(field), expiry, now):
+                del store[key]
 
 
 def _async_with_options(self, *args, **kwargs):

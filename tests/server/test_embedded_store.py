@@ -179,3 +179,30 @@ async def test_bulk_write_takes_the_pinned_pymongos_update_one():
         {"_id": "a", "n": 2, "applied": ["b1"]}, {"_id": "b", "n": 2}]
     with pytest.raises(NotImplementedError):
         await collection.bulk_write([UpdateOne({"_id": "a"}, {"$inc": {"n": 1}}, sort={"n": 1})])
+
+
+def test_a_ttl_sweep_checks_one_slice_and_a_pass_removes_what_mongomock_removes(monkeypatch):
+    """Each sweep checks at most TTL_SWEEP_DOCUMENTS documents, so a large collection never
+    holds the loop for a whole pass; after enough sweeps the same documents are gone."""
+    from server.embedded_store import TTL_SWEEP_DOCUMENTS
+
+    embedded_client()
+    count = 2 * TTL_SWEEP_DOCUMENTS + 10
+    documents = [{"_id": i, "at": dt.datetime(2000, 1, 1) if i % 3 else dt.datetime(2999, 1, 1)}
+                 for i in range(count)]
+    stores = []
+    for name in ("sliced", "original"):
+        things = mongomock.MongoClient(tz_aware=True)["embedded_store_test"][name]
+        things.create_index("at", expireAfterSeconds=0)
+        things.insert_many([dict(d) for d in documents])
+        stores.append(things._store)
+    sliced, original = stores
+    CollectionStore._remove_expired_documents.__wrapped__(original)
+    for sweep in range(3):
+        monkeypatch.setattr(sliced, "_last_ttl_sweep", time.monotonic() - TTL_SWEEP_SECONDS, raising=False)
+        before = len(sliced._documents)
+        sliced._remove_expired_documents()
+        assert before - len(sliced._documents) <= TTL_SWEEP_DOCUMENTS
+        if sweep == 0:
+            assert len(sliced._documents) > len(original._documents)  # one slice only
+    assert set(sliced._documents) == set(original._documents)
