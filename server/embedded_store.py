@@ -7,8 +7,9 @@ proportion to the number of logins ever made. A real MongoDB answers an ``_id`` 
 from its index and expires documents in a background pass about once a minute; these two
 patches give the embedded store the same shape of cost:
 
-- a query whose filter pins ``_id`` to a plain value reads that one document (and still
-  applies the whole filter to it), instead of scanning;
+- a query whose filter pins ``_id`` to a plain value, or to ``$in`` a list of them, reads
+  those documents (and still applies the whole filter to each), instead of scanning (the
+  plays' rollups look up a batch's viewer records this way);
 - ``find_one`` with such a filter (what every authenticated request and every playback
   check does) goes straight to that document, then through the same filter, projection
   and time-zone steps as mongomock's own path, without building a cursor around it;
@@ -74,6 +75,10 @@ def _iter_documents_by_id(original):
             except KeyError:
                 return iter(())
             return iter((document,) if filter_applies(filter, document) else ())
+        keys = _plain_ids_in(filter)
+        if keys is not None:
+            found = (self._store._documents.get(k) for k in dict.fromkeys(keys))  # in the order asked
+            return iter([document for document in found if document is not None and filter_applies(filter, document)])
         return original(self, filter)
 
     iter_documents.patched_for_id_lookups = True
@@ -85,6 +90,17 @@ def _plain_id(filter):
     """The ``_id`` a filter pins to one plain value, or None."""
     key = filter.get("_id") if isinstance(filter, dict) else None
     return key if isinstance(key, _PLAIN_IDS) and not isinstance(key, bool) else None
+
+
+def _plain_ids_in(filter):
+    """The ``_id`` values of a filter's ``{"_id": {"$in": [plain values]}}``, or None."""
+    key = filter.get("_id") if isinstance(filter, dict) else None
+    if not isinstance(key, dict) or set(key) != {"$in"} or not isinstance(key["$in"], (list, tuple)):
+        return None
+    values = key["$in"]
+    if all(isinstance(v, _PLAIN_IDS) and not isinstance(v, bool) for v in values):
+        return values
+    return None
 
 
 def _as_returned(value):

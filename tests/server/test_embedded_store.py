@@ -48,6 +48,12 @@ QUERIES = [
     ({"_id": ObjectId()}, {"_id": 1}),
     ({"_id": True}, None),  # not a plain id: mongomock's own path
     ({"_id": {"$in": ["session-1", 7]}}, None),
+    # $in of plain ids: read by id (in the order asked; these ask in the store's order).
+    ({"_id": {"$in": [VIDEO_ID, 7, "missing"]}}, None),
+    ({"_id": {"$in": ["session-1", 7]}, "n": 7.5}, None),
+    ({"_id": {"$in": [7, 7]}}, {"n": 1}),
+    ({"_id": {"$in": []}}, None),
+    ({"_id": {"$in": ["session-1", {"x": 1}]}}, None),  # not all plain: mongomock's own path
 ]
 
 
