@@ -17,6 +17,7 @@ batch written twice (a retried flush, a resumed carry-over) counts once.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import datetime as dt
 import re
@@ -34,6 +35,10 @@ APPLIED_KEEP = 64
 VIEWER_RECORD_SECONDS = 3 * 86400
 ALL_VIDEOS = "*"
 DUPLICATE_KEY = 11000
+# Viewer records written per bulk_write (the embedded store runs each on the loop).
+WRITE_CHUNK = 200
+# Viewer records remembered as written (about 150 bytes each).
+KNOWN_VIEWERS = 100_000
 
 
 def day_of(moment: dt.datetime) -> str:
@@ -60,6 +65,8 @@ class PlayRollups:
         self._video_days = db["video_days"]
         self._catalog_days = db["catalog_days"]
         self._viewers = db["day_viewers"]
+        # Viewer record ids this process wrote or saw written (insertion-ordered, bounded).
+        self._known: dict[str, None] = {}
 
     async def ensure_indexes(self) -> None:
         # Stats read a range of days: of each video (days x videos documents) and of the catalog.
@@ -103,16 +110,34 @@ class PlayRollups:
         """Records each (viewer, day, video) of the batch; answers those that this batch
         recorded first (now or in an earlier attempt of the same batch)."""
         now = utcnow()
-        operations = [UpdateOne({"_id": key}, {"$setOnInsert": {"batch": batch_id, "expires_at": now}}, upsert=True)
-                      for key in viewers]
-        try:
-            await self._viewers.bulk_write(operations, ordered=False)
-        except BulkWriteError as error:
-            # Two processes recording the same viewer at once: the other one's record stands.
-            if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
-                raise
+        unknown = [key for key in viewers if key not in self._known]
+        for start in range(0, len(unknown), WRITE_CHUNK):
+            if start:
+                await asyncio.sleep(0)  # the embedded store writes on the loop: let requests in
+            chunk = unknown[start:start + WRITE_CHUNK]
+            operations = [UpdateOne({"_id": key}, {"$setOnInsert": {"batch": batch_id, "expires_at": now}},
+                                    upsert=True) for key in chunk]
+            try:
+                await self._viewers.bulk_write(operations, ordered=False)
+            except BulkWriteError as error:
+                # Two processes recording the same viewer at once: the other one's record stands.
+                if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
+                    raise
+        # Every key of the batch, known ones too: one recorded by an earlier attempt of this
+        # batch is new for it.
         ours = self._viewers.find({"_id": {"$in": list(viewers)}, "batch": batch_id}, {"_id": 1})
-        return [viewers[doc["_id"]] async for doc in ours]
+        new = [viewers[doc["_id"]] async for doc in ours]
+        self._remember(unknown)
+        return new
+
+    def _remember(self, keys: list[str]) -> None:
+        """Viewer records now known to exist, so that later batches do not write them again
+        (most plays are by viewers already counted that day). Bounded: the oldest are forgotten."""
+        known = self._known
+        for key in keys:
+            known[key] = None
+        while len(known) > KNOWN_VIEWERS:
+            del known[next(iter(known))]
 
     async def add_watching(self, video_id: ObjectId, when: dt.datetime, seconds: float, completions: int) -> None:
         """Adds what one progress report watched (not tied to a batch: each report is
