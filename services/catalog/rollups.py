@@ -31,7 +31,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from services.common.clock import as_utc, utcnow
 
 DAY_FORMAT = "%Y-%m-%d"
-APPLIED_KEEP = 64
+APPLIED_KEEP = 32  # a batch id is ~30 bytes: at most ~1 KB per document
 VIEWER_RECORD_SECONDS = 3 * 86400
 ALL_VIDEOS = "*"
 DUPLICATE_KEY = 11000
