@@ -71,7 +71,7 @@ class PlayRollups:
     async def ensure_indexes(self) -> None:
         # Stats read a range of days: of each video (days x videos documents) and of the catalog.
         await self._video_days.create_index([("day", ASCENDING)], name="day")
-        await self._viewers.create_index("expires_at", name="expires_at_ttl", expireAfterSeconds=VIEWER_RECORD_SECONDS)
+        await self._viewers.create_index("written_at", name="written_at_ttl", expireAfterSeconds=VIEWER_RECORD_SECONDS)
         # catalog_days: its _id is the day.
 
     # ----- writing ----------------------------------------------------------------------------
@@ -115,7 +115,7 @@ class PlayRollups:
             if start:
                 await asyncio.sleep(0)  # the embedded store writes on the loop: let requests in
             chunk = unknown[start:start + WRITE_CHUNK]
-            operations = [UpdateOne({"_id": key}, {"$setOnInsert": {"batch": batch_id, "expires_at": now}},
+            operations = [UpdateOne({"_id": key}, {"$setOnInsert": {"batch": batch_id, "written_at": now}},
                                     upsert=True) for key in chunk]
             try:
                 await self._viewers.bulk_write(operations, ordered=False)
