@@ -152,6 +152,7 @@ class PlayStore:
             log.warning("could not write plays; this batch is lost",
                         extra={"plays": len(batch), "error": type(error).__name__})
             return False
+        await asyncio.sleep(0)  # the embedded store writes on the loop: requests go between the steps
         try:
             await self._catalog.add_plays(collections.Counter(play["video_id"] for play in batch))
         except (DatabaseUnavailable, PyMongoError) as error:
@@ -159,6 +160,7 @@ class PlayStore:
             # are behind by this batch.
             log.warning("could not add a batch of plays to the videos' counters",
                         extra={"plays": len(batch), "error": type(error).__name__})
+        await asyncio.sleep(0)
         if not await self._roll_up(batch_id, batch):
             if len(self._unrolled) >= MAX_UNROLLED_BATCHES:
                 _, given_up = self._unrolled.popleft()

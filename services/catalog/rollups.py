@@ -92,6 +92,7 @@ class PlayRollups:
         if not viewers:
             return
         new_viewers = await self._new_viewers(batch_id, viewers)
+        await asyncio.sleep(0)
         video_viewers: collections.Counter[tuple[Any, str]] = collections.Counter()
         day_viewers: collections.Counter[str] = collections.Counter()
         for video, day in new_viewers:
@@ -103,6 +104,7 @@ class PlayRollups:
             _video_day_id(video, day): ({"video_id": video, "day": day},
                                         {"plays": count, "viewers": video_viewers[video, day]})
             for (video, day), count in per_video.items()})
+        await asyncio.sleep(0)
         await _add_once(self._catalog_days, batch_id, {
             day: ({}, {"plays": count, "viewers": day_viewers[day]}) for day, count in per_day.items()})
 
