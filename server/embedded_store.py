@@ -47,7 +47,6 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import mongomock
 from bson import ObjectId
 from mongomock import helpers
 from mongomock.collection import BulkOperationBuilder, Collection
@@ -168,10 +167,11 @@ def _sweep_a_slice(store: CollectionStore) -> None:
     a second that holds the event loop."""
     pending: list | None = getattr(store, "_ttl_pending", None)
     if not pending:
-        pending = store._ttl_pending = list(store._documents)
+        pending = list(store._documents)
+        setattr(store, "_ttl_pending", pending)  # noqa: B010 - an attribute mongomock does not declare
     chunk = pending[-TTL_SWEEP_DOCUMENTS:]
     del pending[-TTL_SWEEP_DOCUMENTS:]
-    now = mongomock.utcnow()
+    now = helpers.utcnow()  # what mongomock's own sweep compares with
     for index in list(store._ttl_indexes.values()):
         try:
             expiry = int(index["expireAfterSeconds"])

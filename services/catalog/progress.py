@@ -67,13 +67,15 @@ class WatchHistory:
         await self._history.create_index([("user_id", ASCENDING), *HISTORY_ORDER], name="user_history")
 
     async def save(self, user_id: str, video_oid, position: float, duration: float) -> dict:
+        now = stored_now()
+        completed = position >= COMPLETED_FRACTION * duration
         fields = {
             "position_seconds": position,
             "duration_seconds": duration,
-            "completed": position >= COMPLETED_FRACTION * duration,
-            "updated_at": stored_now(),
+            "completed": completed,
+            "updated_at": now,
         }
-        changes = {**fields, "completed_once": True} if fields["completed"] else fields
+        changes = {**fields, "completed_once": True} if completed else fields
         key = {"user_id": user_id, "video_id": video_oid}
         # The entry as it was before this report, read in the same atomic operation as the
         # write: of two reports racing, each sees the other's position at most once.
@@ -87,9 +89,9 @@ class WatchHistory:
         # Watched once: the first report at or past 95 % (entries older than the rollups
         # only have "completed").
         already = bool(previous) and bool(previous.get("completed_once", previous.get("completed")))
-        completion = 1 if fields["completed"] and not already else 0
-        seconds = watched_seconds(previous, position, duration, fields["updated_at"])
-        await self._rollups.add_watching(video_oid, fields["updated_at"], seconds, completion)
+        completion = 1 if completed and not already else 0
+        seconds = watched_seconds(previous, position, duration, now)
+        await self._rollups.add_watching(video_oid, now, seconds, completion)
         return fields
 
     async def page(self, user_id: str, limit: int, after=None) -> list[dict]:
