@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import datetime as dt
 import logging
 import secrets
 
 from bson import ObjectId
-from pymongo import ASCENDING
-from pymongo.errors import PyMongoError
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from services.catalog.cursors import parse_whole_number
 from services.catalog.rollups import PlayRollups, day_of
@@ -38,6 +39,7 @@ DEFAULT_STATS_DAYS = 30
 MAX_UNROLLED_BATCHES = 20
 CARRY_OVER_BATCH = 500
 CARRY_OVER_STATE = "plays_carry_over"
+CARRY_OVER_LEASE_SECONDS = 60
 
 
 def parse_days(text: str | None) -> int:
@@ -187,12 +189,25 @@ class PlayStore:
         """Adds to the rollups every stored play written before they existed (one without a
         ``batch``), once: ``batch_size`` plays at a time in ``_id`` order, yielding to the
         loop between batches, with the last ``_id`` done saved after each batch so that an
-        interrupted run resumes there (a batch redone keeps its id and counts once). A
-        no-op once done. Answers the number of plays carried over by this call."""
-        state = await self._migrations.find_one({"_id": CARRY_OVER_STATE}) or {}
-        if state.get("done"):
+        interrupted run resumes there (a batch redone keeps its id and counts once). One
+        process at a time (a lease in the state document, renewed with each batch: the
+        workers of one deployment all start at once); a no-op once done. Answers the number
+        of plays carried over by this call."""
+        owner = str(ObjectId())
+        state = await self._claim_carry_over(owner)
+        if state is None:
             return 0
-        after = state.get("after")
+        try:
+            return await self._carry_over_from(owner, state.get("after"), batch_size)
+        except BaseException:
+            # Cut off (an outage, a shutdown): give the lease back so that the next start
+            # resumes at once; if the database is away, it runs out by itself.
+            with contextlib.suppress(DatabaseUnavailable, PyMongoError):
+                await self._migrations.update_one({"_id": CARRY_OVER_STATE, "owner": owner},
+                                                  {"$unset": {"owner": "", "lease_until": ""}})
+            raise
+
+    async def _carry_over_from(self, owner: str, after: ObjectId | None, batch_size: int) -> int:
         carried = 0
         while True:
             query = {} if after is None else {"_id": {"$gt": after}}
@@ -204,12 +219,34 @@ class PlayStore:
                 await self._rollups.add_plays(f"carry-{page[0]['_id']}", old)
                 carried += len(old)
             after = page[-1]["_id"]
-            await self._migrations.update_one({"_id": CARRY_OVER_STATE}, {"$set": {"after": after}}, upsert=True)
+            if not await self._carried_to(owner, {"after": after}):
+                log.warning("the carry-over's lease went to another process; leaving the rest to it")
+                return carried
             await asyncio.sleep(0)  # let requests run between batches
-        await self._migrations.update_one({"_id": CARRY_OVER_STATE}, {"$set": {"done": True}}, upsert=True)
+        await self._carried_to(owner, {"done": True})
         if carried:
             log.info("carried stored plays over to the rollups", extra={"plays": carried})
         return carried
+
+    async def _claim_carry_over(self, owner: str) -> dict | None:
+        """The carry-over's state with its lease taken by ``owner``; None when it is done or
+        another process holds an unexpired lease (the upsert then meets the existing _id)."""
+        now = utcnow()
+        try:
+            return await self._migrations.find_one_and_update(
+                {"_id": CARRY_OVER_STATE, "done": {"$ne": True},
+                 "$or": [{"lease_until": {"$exists": False}}, {"lease_until": {"$lt": now}}]},
+                {"$set": {"owner": owner, "lease_until": now + dt.timedelta(seconds=CARRY_OVER_LEASE_SECONDS)}},
+                upsert=True, return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError:
+            return None
+
+    async def _carried_to(self, owner: str, progress: dict) -> bool:
+        """Saves progress and renews the lease, if ``owner`` still holds it."""
+        lease_until = utcnow() + dt.timedelta(seconds=CARRY_OVER_LEASE_SECONDS)
+        result = await self._migrations.update_one(
+            {"_id": CARRY_OVER_STATE, "owner": owner}, {"$set": {**progress, "lease_until": lease_until}})
+        return result.matched_count == 1
 
     # ----- reading ----------------------------------------------------------------------
 

@@ -293,6 +293,27 @@ async def test_carry_over_adds_stored_plays_once_and_resumes_where_it_stopped(ap
 
 
 @pytest.mark.gen_test
+async def test_workers_starting_together_carry_over_once(services, database):
+    """Every worker of a deployment runs the carry-over at start-up: one holds the lease and
+    does it all, the others leave it; a lease run out (its process gone) is taken over."""
+    videos = [v["_id"] for v in await database["videos"].find().to_list(length=2)]
+    await database["plays"].insert_many(old_plays(videos, 180))
+    counts = await asyncio.gather(*(services.plays.carry_over(batch_size=20) for _ in range(12)))
+    assert sorted(counts) == [0] * 11 + [180]
+    stored = await database["plays"].find().to_list(length=None)
+    assert (await rolled_up(database))[:2] == recount(stored)
+    assert await services.plays.carry_over() == 0  # done
+
+    await database["migrations"].replace_one({"_id": "plays_carry_over"}, {
+        "_id": "plays_carry_over", "owner": "gone", "lease_until": dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)})
+    assert await services.plays.carry_over() == 0  # someone else's lease: left alone
+    await database["migrations"].update_one({"_id": "plays_carry_over"}, {"$set": {
+        "lease_until": dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)}})
+    assert await services.plays.carry_over(batch_size=20) == 180  # taken over, from the start here
+    assert (await rolled_up(database))[:2] == recount(stored)  # and still counted once
+
+
+@pytest.mark.gen_test
 async def test_stats_answer_the_new_fields(api, services):
     ann = await api.user("ann@example.com")
     video = (await api.dashboard(ann))[0]
