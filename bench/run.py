@@ -23,6 +23,9 @@ What one run does:
      Tornado process could do here, what the API's storm is judged against);
    - bench/memory.py: a request-count limited /dashboard load that reads the server's
      RSS after 20k and after 100k requests;
+   - bench/analytics.py: /admin/stats?days=30 with 20k and then 100k plays made through
+     /stream, /healthz and the event loop's lag meanwhile, and no play lost (alone:
+     ``python -m bench.analytics``);
 5. checks that the API counted what it served: its /metrics count of /stream answers
    against wrk's, and the plays it wrote against that count (play counting and metrics
    are on, as they are in production);
@@ -55,6 +58,7 @@ import sys
 import time
 from urllib.parse import quote
 
+from bench.analytics import evaluate_analytics, measure_analytics, print_analytics, sizes_from_env
 from bench.crowd import measure_crowd
 from bench.machine import NOISY_SHARE, CpuNoise, MeasuredServer, busy_share_now
 from bench.memory import measure_memory
@@ -150,7 +154,9 @@ def measure(settings: Settings, api: MeasuredServer, ceiling: MeasuredServer, us
     rss["after_storm"] = storms["rss_after_storm"]
     memory = measure_memory(settings, api, user)
     runs.update(memory.pop("runs"))
-    return {"runs": runs, "rss_kib": rss, "memory": memory, "counted": counted,
+    analytics = measure_analytics(api, user, *sizes_from_env())
+    runs.update(analytics.pop("runs"))
+    return {"runs": runs, "rss_kib": rss, "memory": memory, "counted": counted, "analytics": analytics,
             "settle_seconds": storms["settle_seconds"],
             "cpu_cores_by_thread": storms["cpu_cores_by_thread"]}
 
@@ -241,9 +247,12 @@ def main() -> int:
         **measured,
     }
     report["targets"] = evaluate(report["runs"], report["memory"], report["counted"], settings)
+    analytics_targets = evaluate_analytics(report["analytics"])
+    report["targets"] += analytics_targets
     report["all_met"] = all(t["met"] for t in report["targets"])
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print_report(report)
+    print_analytics(report["analytics"], [])  # its targets are among those print_report printed
     return 0  # a measurement: missed targets are reported, not failed
 
 

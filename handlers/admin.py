@@ -32,4 +32,4 @@ class AdminVideoHandler(AdminHandler):
 class AdminStatsHandler(AdminHandler):
     async def get(self) -> None:
         stats = await self.services.admin.stats(self.get_query_argument("days", None))
-        self.write_json({"days": stats.days, "videos": stats.videos})
+        self.write_json({"days": stats.days, "videos": stats.videos, "per_day": stats.per_day})

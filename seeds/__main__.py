@@ -1,4 +1,5 @@
-"""``python -m seeds``: create the indexes and upsert the demo catalog.
+"""``python -m seeds``: create the indexes, upsert the demo catalog, and carry plays
+stored before the per-day rollups over to them (once; a no-op when done).
 
 The Procfile's release phase runs this before each deploy.
 """
@@ -28,6 +29,7 @@ async def seed(config) -> int:
             services = build_services(config, db, executor)
             await services.ensure_indexes()
             added = await load_catalog(services.catalog, read_catalog())
+            await services.plays.carry_over()
     finally:
         await close(client)
     log.info("catalog seeded", extra={"database": describe(config), "new_videos": added})

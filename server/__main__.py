@@ -47,13 +47,15 @@ TRACES_FLUSH_SECONDS = 5
 
 
 async def prepare_database(services) -> None:
-    """Indexes and the demo catalog, then the sweep for unfinished account deletions.
+    """Indexes, the demo catalog and the carry-over of plays stored before the rollups
+    (services/catalog/plays.py; a no-op once done), then the sweep for unfinished account deletions.
     The database may be down while the platform starts us: keep trying in the background
     rather than refuse to start."""
     while True:
         try:
             await services.ensure_indexes()
             added = await seed_if_empty(services.catalog)
+            await services.plays.carry_over()
         except DatabaseUnavailable as error:
             log.warning("database not reachable yet; retrying", extra={"error": error.reason})
             await asyncio.sleep(PREPARE_RETRY_SECONDS)
@@ -93,6 +95,7 @@ async def serve(config: Config, started: asyncio.Future | None = None,
     services.plays.start()
     app = VideoApp(config, services, metrics_dir=metrics_dir)
     app.metrics.start()
+    app.loop_lag.start()
     openapi_json()  # parse the API document now rather than during the first request for it
     tune_garbage_collector()
     server = make_http_server(app)
@@ -142,6 +145,7 @@ async def serve(config: Config, started: asyncio.Future | None = None,
     # writes; during an outage a batch fails after one operation timeout and the rest is
     # given up, so two of them bound it (the grace was spent above, on requests).
     await services.plays.stop(timeout_seconds=2 * config.mongodb_timeout_ms / 1000)
+    await app.loop_lag.stop()
     await close(client)
     app.metrics.stop()
     if traces is not None:  # the spans still queued, within the exporter's own timeout

@@ -53,6 +53,7 @@ from handlers.sessions import (
 from server.config import Config
 from server.connection import EarlyAnswerHTTPServer
 from server.logs import AccessLog
+from server.looplag import LoopLagMonitor
 from server.metrics import ConnectionCounts, Metrics
 from services.accounts.account_deletion import AccountDeletion, UserDataOwner
 from services.accounts.accounts import Accounts
@@ -73,6 +74,7 @@ from services.catalog.library import Library
 from services.catalog.playback import TOKEN_REUSE_SECONDS, Playback, PlaybackSigner
 from services.catalog.plays import PlayStore
 from services.catalog.progress import WatchHistory
+from services.catalog.rollups import PlayRollups
 from services.catalog.videos import VideoCatalog
 from services.common.datastore import Database, Store, guarded
 from services.common.durability import DurableDatabase
@@ -193,8 +195,10 @@ def build_services(config: Config, db: Database, executor: Executor) -> Services
     mail_throttle = MailRequestThrottle(
         durable_db, max_per_subject=config.password_reset_max_per_email,
         max_per_address=config.password_reset_max_per_address, window_seconds=config.password_reset_window_seconds)
-    plays = PlayStore(db, catalog, buffer_size=config.plays_buffer_size, flush_seconds=config.plays_flush_seconds)
-    watch_history = WatchHistory(db)
+    rollups = PlayRollups(db)
+    plays = PlayStore(db, catalog, rollups, buffer_size=config.plays_buffer_size,
+                      flush_seconds=config.plays_flush_seconds, retention_days=config.plays_retention_days)
+    watch_history = WatchHistory(db, rollups)
     identities = IdentityStore(durable_db)
     identity_tokens = build_identity_tokens(
         google_client_ids=config.google_client_ids, apple_client_ids=config.apple_client_ids,
@@ -231,7 +235,8 @@ def build_services(config: Config, db: Database, executor: Executor) -> Services
     )
     cursors = CursorCodec(config.jwt_secrets)
     stores = (users, sessions, catalog, throttle, signup_throttle, refresh_tokens, reset_tokens,
-              reset_throttle, verification_tokens, change_tokens, mail_throttle, plays, watch_history, identities)
+              reset_throttle, verification_tokens, change_tokens, mail_throttle, plays, watch_history, identities,
+              rollups)
     return Services(
         accounts=accounts,
         password_reset=password_reset,
@@ -315,6 +320,8 @@ class VideoApp(tornado.web.Application):
             shared_dir=metrics_dir,
             connections=self.connections,
         )
+        # Started by serve() (server/__main__.py): it needs the running loop.
+        self.loop_lag = LoopLagMonitor(self.metrics)
         super().__init__(
             ROUTES + PAGE_ROUTES + ASSET_ROUTES,
             default_handler_class=NotFoundHandler,

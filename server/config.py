@@ -116,6 +116,8 @@ class Config:
         10000, "plays waiting in memory (past it new ones are dropped and counted)", check=POSITIVE, row="plays")
     plays_flush_seconds: float = setting(
         1, "how often buffered plays are written", check=POSITIVE, row="plays")
+    plays_retention_days: int = setting(
+        400, "raw plays are removed after this many days (TTL index); the per-day rollups stay", check=POSITIVE)
 
     cors_origins: tuple[str, ...] = setting(
         ("*",), "comma-separated allowed browser origins; `*` is refused in production",

@@ -7,12 +7,14 @@ proportion to the number of logins ever made. A real MongoDB answers an ``_id`` 
 from its index and expires documents in a background pass about once a minute; these two
 patches give the embedded store the same shape of cost:
 
-- a query whose filter pins ``_id`` to a plain value reads that one document (and still
-  applies the whole filter to it), instead of scanning;
+- a query whose filter pins ``_id`` to a plain value, or to ``$in`` a list of them, reads
+  those documents (and still applies the whole filter to each), instead of scanning (the
+  plays' rollups look up a batch's viewer records this way);
 - ``find_one`` with such a filter (what every authenticated request and every playback
   check does) goes straight to that document, then through the same filter, projection
   and time-zone steps as mongomock's own path, without building a cursor around it;
-- expired documents are swept at most once per ``TTL_SWEEP_SECONDS``, not on every access.
+- expired documents are swept at most once per ``TTL_SWEEP_SECONDS``, not on every access,
+  and each sweep checks at most ``TTL_SWEEP_DOCUMENTS`` documents (the next slice of a pass).
   Expiry is checked on every read anyway (services/accounts/sessions.py, throttle.py), as it must
   be on a real MongoDB, whose TTL monitor runs about once a minute.
 
@@ -22,6 +24,10 @@ patches give the embedded store the same shape of cost:
   and its three trips through the collection store's lock. Anything else (nested values,
   a suspect field name, a session) takes mongomock's own path, which raises its errors.
   The plays of every ``/stream`` answer are written this way (about 40 % of their cost).
+
+A fourth lets mongomock's ``bulk_write`` take the pinned PyMongo's ``UpdateOne``, which
+passes a ``sort`` (MongoDB 8's sorted updateOne) that mongomock's bulk builder does not
+know: an absent sort is dropped, a given one refused (services never sort an update).
 
 A further one makes ``with_options`` (services/common/durability.py) return an async collection, as
 Motor's does: mongomock-motor hands back mongomock's own, synchronous one. The options
@@ -52,7 +58,7 @@ from typing import Any
 
 from bson import BSON, ObjectId
 from mongomock import helpers
-from mongomock.collection import Collection
+from mongomock.collection import BulkOperationBuilder, Collection
 from mongomock.filtering import filter_applies
 from mongomock.store import CollectionStore
 from mongomock_motor import AsyncMongoMockClient, AsyncMongoMockCollection
@@ -60,6 +66,7 @@ from mongomock_motor import AsyncMongoMockClient, AsyncMongoMockCollection
 from server.config import ConfigError
 
 TTL_SWEEP_SECONDS = 1.0
+TTL_SWEEP_DOCUMENTS = 1000
 # The one place the mongomock version is pinned.
 REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
 _PLAIN_IDS = (str, int, ObjectId)
@@ -78,6 +85,13 @@ def _iter_documents_by_id(original):
             except KeyError:
                 return iter(())
             return iter((document,) if filter_applies(filter, document) else ())
+        keys = _plain_ids_in(filter)
+        if keys is not None:
+            # In the order asked; each found by its _id, so only the rest of the filter is
+            # applied (mongomock's $in compares every value to every document: quadratic).
+            rest = {field: condition for field, condition in filter.items() if field != "_id"}
+            found = (self._store._documents.get(k) for k in dict.fromkeys(keys))
+            return iter([document for document in found if document is not None and filter_applies(rest, document)])
         return original(self, filter)
 
     iter_documents.patched_for_id_lookups = True  # type: ignore[attr-defined]
@@ -89,6 +103,17 @@ def _plain_id(filter):
     """The ``_id`` a filter pins to one plain value, or None."""
     key = filter.get("_id") if isinstance(filter, dict) else None
     return key if isinstance(key, _PLAIN_IDS) and not isinstance(key, bool) else None
+
+
+def _plain_ids_in(filter):
+    """The ``_id`` values of a filter's ``{"_id": {"$in": [plain values]}}``, or None."""
+    key = filter.get("_id") if isinstance(filter, dict) else None
+    if not isinstance(key, dict) or set(key) != {"$in"} or not isinstance(key["$in"], (list, tuple)):
+        return None
+    values = key["$in"]
+    if all(isinstance(v, _PLAIN_IDS) and not isinstance(v, bool) for v in values):
+        return values
+    return None
 
 
 def _as_returned(value):
@@ -181,11 +206,37 @@ def _sweep_now_and_then(original):
         now = time.monotonic()
         if now - getattr(self, "_last_ttl_sweep", float("-inf")) >= TTL_SWEEP_SECONDS:
             self._last_ttl_sweep = now
-            original(self)
+            _sweep_a_slice(self)
 
     remove_expired_documents.patched_for_sweeps = True  # type: ignore[attr-defined]
     remove_expired_documents.__wrapped__ = original  # type: ignore[attr-defined]
     return remove_expired_documents
+
+
+def _sweep_a_slice(store: CollectionStore) -> None:
+    """Checks the next ``TTL_SWEEP_DOCUMENTS`` documents of a pass over the collection (ids
+    taken once per pass) against every TTL index, as mongomock's own sweep checks all of
+    them: a pass over 100,000 plays is 100 sweeps of a few milliseconds, not one of most of
+    a second that holds the event loop."""
+    pending: list | None = getattr(store, "_ttl_pending", None)
+    if not pending:
+        pending = list(store._documents)
+        setattr(store, "_ttl_pending", pending)  # noqa: B010 - an attribute mongomock does not declare
+    chunk = pending[-TTL_SWEEP_DOCUMENTS:]
+    del pending[-TTL_SWEEP_DOCUMENTS:]
+    now = helpers.utcnow()  # what mongomock's own sweep compares with
+    for index in list(store._ttl_indexes.values()):
+        try:
+            expiry = int(index["expireAfterSeconds"])
+        except ValueError:
+            continue
+        if len(index["key"]) > 1:
+            continue
+        field = next(iter(index["key"]))[0]
+        for key in chunk:
+            document = store._documents.get(key)
+            if document is not None and store._value_meets_expiry(document.get(field), expiry, now):
+                del store[key]
 
 
 def _async_with_options(self, *args, **kwargs):
@@ -195,6 +246,17 @@ def _async_with_options(self, *args, **kwargs):
 
 
 _async_with_options.patched_to_stay_async = True  # type: ignore[attr-defined]
+
+
+def _bulk_update_without_sort(original):
+    def add_update(self, *args, sort=None, **kwargs):
+        if sort is not None:
+            raise NotImplementedError("the embedded store cannot sort an update")
+        return original(self, *args, **kwargs)
+
+    add_update.patched_for_sort = True  # type: ignore[attr-defined]
+    add_update.__wrapped__ = original  # type: ignore[attr-defined]
+    return add_update
 
 
 def _patch_mongomock() -> None:
@@ -208,6 +270,9 @@ def _patch_mongomock() -> None:
         Collection.find_one = _find_one_by_id(Collection.find_one)  # type: ignore[method-assign]
     if not getattr(CollectionStore._remove_expired_documents, "patched_for_sweeps", False):
         CollectionStore._remove_expired_documents = _sweep_now_and_then(CollectionStore._remove_expired_documents)  # type: ignore[method-assign]
+    if not getattr(BulkOperationBuilder.add_update, "patched_for_sort", False):
+        BulkOperationBuilder.add_update = _bulk_update_without_sort(  # type: ignore[method-assign]
+            BulkOperationBuilder.add_update)
 
 
 def pinned_mongomock_version(requirements: Path = REQUIREMENTS) -> str:

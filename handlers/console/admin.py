@@ -4,8 +4,6 @@ confirmation) and the stats. Each error sentence is the service's, shown beside 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
 from urllib.parse import urlencode
 
 from handlers.console.base import ConsoleHandler
@@ -28,24 +26,6 @@ DONE = {"withdraw": "withdrawn", "restore": "restored"}
 FILTERS = {"all": None, "active": "true", "withdrawn": "false"}
 
 
-# What CatalogAdmin's list and stats answer, read in these two places only. Both shapes are
-# read: the mappings of this branch's services and the values (Page, PlayStats) services
-# return on main since Architecture II; the mapping branch can go once both are merged.
-def videos_page(listing: Any) -> tuple[list[dict], str | None]:
-    """The videos and the next page's cursor of ``CatalogAdmin.videos``."""
-    if isinstance(listing, Mapping):
-        return listing["videos"], listing["next_cursor"]
-    return listing.items, listing.next_cursor
-
-
-def play_stats(stats: Any) -> tuple[int, list[dict], list[dict] | None]:
-    """The span, the videos (most played first) and the catalog's ``per_day`` (None where the
-    service has none yet) of ``CatalogAdmin.stats``."""
-    if isinstance(stats, Mapping):
-        return stats["days"], stats["videos"], stats.get("per_day")
-    return stats.days, stats.videos, getattr(stats, "per_day", None)
-
-
 def field_of(message: str, fields: tuple[str, ...], default: str) -> str:
     """Which form field a service's sentence is about: the one it starts with."""
     return next((name for name in fields if message.startswith(name)), default)
@@ -66,8 +46,8 @@ class ConsoleVideosHandler(ConsoleHandler):
         videos: list[dict] = []
         next_cursor = error = None
         try:
-            videos, next_cursor = videos_page(await self.services.admin.videos(
-                limit=PAGE_SIZE, cursor=cursor, active=FILTERS[shown], q=q or None))
+            page = await self.services.admin.videos(limit=PAGE_SIZE, cursor=cursor, active=FILTERS[shown], q=q or None)
+            videos, next_cursor = page.items, page.next_cursor
         except InvalidInput as invalid:
             error = invalid.message
             self.set_status(400)
@@ -159,7 +139,8 @@ class ConsoleStatsHandler(ConsoleHandler):
     page = "stats"
 
     async def get(self) -> None:
-        span, videos, per_day = play_stats(await self.services.admin.stats(self.get_query_argument("days", None)))
-        chart = build_chart(per_day_figures(videos, per_day), span, utcnow().date())
+        stats = await self.services.admin.stats(self.get_query_argument("days", None))
+        span, videos = stats.days, stats.videos
+        chart = build_chart(per_day_figures(stats.per_day), span, utcnow().date())
         self.render("stats.html", span=span, spans=STAT_SPANS, chart=chart, videos=videos[:TOP_VIDEOS],
                     duration=duration_text)

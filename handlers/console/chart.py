@@ -68,18 +68,11 @@ def nice_ceiling(value: int) -> int:
     return 10 * power
 
 
-def per_day_figures(videos: list[dict], per_day: list[dict] | None) -> list[dict]:
-    """The catalog's ``per_day`` where the stats have it; otherwise the plays per day summed
-    over the videos' own ``per_day`` (viewers per day are then unknown)."""
-    if per_day is not None:
-        return [{"date": row["date"], "plays": int(row.get("plays", 0)),
-                 "viewers": None if row.get("viewers") is None else int(row["viewers"])}
-                for row in per_day]
-    plays: dict[str, int] = {}
-    for video in videos:
-        for row in video.get("per_day", []):
-            plays[row["date"]] = plays.get(row["date"], 0) + int(row.get("plays", 0))
-    return [{"date": date, "plays": count, "viewers": None} for date, count in sorted(plays.items())]
+def per_day_figures(per_day: list[dict]) -> list[dict]:
+    """The catalog's ``per_day`` of the stats, as the chart reads it."""
+    return [{"date": row["date"], "plays": int(row.get("plays", 0)),
+             "viewers": None if row.get("viewers") is None else int(row["viewers"])}
+            for row in per_day]
 
 
 def build_chart(rows: list[dict], span: int, today: dt.date) -> Chart:

@@ -30,10 +30,12 @@ VERIFY_FIRST = "This operator account must verify its email address first: open 
 
 
 class PlayStats(NamedTuple):
-    """Plays per video over the last ``days`` whole UTC days, most played first."""
+    """The figures of the last ``days`` whole UTC days, from the per-day rollups: per video
+    (most played first) and for the whole catalog per day."""
 
     days: int
     videos: list[dict]
+    per_day: list[dict]
 
 
 def _https_url(value) -> bool:
@@ -171,4 +173,5 @@ class CatalogAdmin:
 
     async def stats(self, days: str | None) -> PlayStats:
         span = parse_days(days)
-        return PlayStats(span, await self._plays.stats(span))
+        figures = await self._plays.stats(span)
+        return PlayStats(span, figures["videos"], figures["per_day"])

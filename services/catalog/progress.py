@@ -7,11 +7,12 @@ import math
 from typing import TypeGuard
 
 from bson import ObjectId
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 from schema import And, Schema
 
 from services.catalog.cursors import after_key
+from services.catalog.rollups import PlayRollups, watched_seconds
 from services.common import validation
 from services.common.clock import stored_now
 from services.common.datastore import Database
@@ -59,8 +60,9 @@ def validated_progress(body) -> tuple[float, float]:
 
 
 class WatchHistory:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, rollups: PlayRollups):
         self._history = db["watch_history"]
+        self._rollups = rollups
 
     async def ensure_indexes(self) -> None:
         # One entry per user and video, even when two saves race.
@@ -69,18 +71,31 @@ class WatchHistory:
         await self._history.create_index([("user_id", ASCENDING), *HISTORY_ORDER], name="user_history")
 
     async def save(self, user_id: str, video_oid, position: float, duration: float) -> dict:
+        now = stored_now()
+        completed = position >= COMPLETED_FRACTION * duration
         fields = {
             "position_seconds": position,
             "duration_seconds": duration,
-            "completed": position >= COMPLETED_FRACTION * duration,
-            "updated_at": stored_now(),
+            "completed": completed,
+            "updated_at": now,
         }
+        changes = {**fields, "completed_once": True} if completed else fields
         key = {"user_id": user_id, "video_id": video_oid}
+        # The entry as it was before this report, read in the same atomic operation as the
+        # write: of two reports racing, each sees the other's position at most once.
         try:
-            await self._history.update_one(key, {"$set": fields}, upsert=True)
+            previous = await self._history.find_one_and_update(
+                key, {"$set": changes}, upsert=True, return_document=ReturnDocument.BEFORE)
         except DuplicateKeyError:
             # Two first saves raced to create the entry; the loser updates the winner's.
-            await self._history.update_one(key, {"$set": fields})
+            previous = await self._history.find_one_and_update(
+                key, {"$set": changes}, return_document=ReturnDocument.BEFORE)
+        # Watched once: the first report at or past 95 % (entries older than the rollups
+        # only have "completed").
+        already = bool(previous) and bool(previous.get("completed_once", previous.get("completed")))
+        completion = 1 if completed and not already else 0
+        seconds = watched_seconds(previous, position, duration, now)
+        await self._rollups.add_watching(video_oid, now, seconds, completion)
         return fields
 
     async def page(self, user_id: str, limit: int, after: tuple[dt.datetime, ObjectId] | None = None) -> list[dict]:

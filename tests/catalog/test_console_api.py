@@ -9,14 +9,13 @@ import html
 import io
 import re
 from http.cookies import SimpleCookie
-from types import SimpleNamespace
 from urllib.parse import urlencode
 
 import pytest
 from bson import ObjectId
 
-from handlers.console.admin import play_stats, videos_page
 from handlers.console.chart import build_chart, date_label, duration_text
+from services.catalog.admin import PlayStats
 from services.common.clock import utcnow
 from tests.support import PASSWORD, Api, Reply
 
@@ -479,9 +478,9 @@ async def test_the_stats_page_shows_viewers_watch_time_and_completions_where_the
     today = utcnow().date().isoformat()
 
     async def stats(days):
-        return {"days": 7, "per_day": [{"date": today, "plays": 5, "viewers": 2}],
-                "videos": [{"id": str(ObjectId()), "title": "Zoo", "plays": 5, "viewers": 2, "per_day": [],
-                            "watch_seconds": 3725, "completions": 1}]}
+        return PlayStats(7, [{"id": str(ObjectId()), "title": "Zoo", "plays": 5, "viewers": 2, "per_day": [],
+                              "watch_seconds": 3725, "completions": 1}],
+                         [{"date": today, "plays": 5, "viewers": 2}])
 
     monkeypatch.setattr(app.services.admin, "stats", stats)
     page = text(await console.get("/console/stats?days=7"))
@@ -490,22 +489,6 @@ async def test_the_stats_page_shows_viewers_watch_time_and_completions_where_the
     assert "1 h 02 min" in page and "<td>1</td>" in page
     assert "not counted per day yet" not in page
 
-
-@pytest.mark.gen_test
-async def test_without_per_day_figures_the_chart_sums_the_videos_plays_per_day(api, app, monkeypatch):
-    console = await operator(api)
-    today = utcnow().date().isoformat()
-
-    async def stats(days):
-        return {"days": 7, "videos": [
-            {"id": str(ObjectId()), "title": "A", "plays": 3, "viewers": 1, "per_day": [{"date": today, "plays": 3}]},
-            {"id": str(ObjectId()), "title": "B", "plays": 2, "viewers": 2, "per_day": [{"date": today, "plays": 2}]},
-        ]}
-
-    monkeypatch.setattr(app.services.admin, "stats", stats)
-    page = text(await console.get("/console/stats?days=7"))
-    assert f"<title>{date_label(utcnow().date())}: 5 plays</title>" in page
-    assert 'class="mark viewers"' not in page and "not counted per day yet" in page
 
 
 def test_the_chart_spans_every_day_with_round_ticks_and_dated_labels():
@@ -578,11 +561,3 @@ async def test_without_trust_proxy_a_forwarded_https_is_not_believed(api):
     [session] = [c for c in console.set_cookies if c.startswith("console=")]
     assert "secure" not in {part.strip().lower() for part in session.split(";")}
 
-
-def test_the_console_reads_the_services_results_as_mappings_or_as_values():
-    page = {"videos": [{"id": "a"}], "next_cursor": "c"}
-    assert videos_page(page) == videos_page(SimpleNamespace(items=[{"id": "a"}], next_cursor="c")) \
-        == ([{"id": "a"}], "c")
-    assert play_stats({"days": 7, "videos": []}) == play_stats(SimpleNamespace(days=7, videos=[])) == (7, [], None)
-    per_day = [{"date": "2026-03-01", "plays": 1, "viewers": 1}]
-    assert play_stats(SimpleNamespace(days=7, videos=[], per_day=per_day))[2] == per_day

@@ -48,6 +48,12 @@ QUERIES = [
     ({"_id": ObjectId()}, {"_id": 1}),
     ({"_id": True}, None),  # not a plain id: mongomock's own path
     ({"_id": {"$in": ["session-1", 7]}}, None),
+    # $in of plain ids: read by id (in the order asked; these ask in the store's order).
+    ({"_id": {"$in": [VIDEO_ID, 7, "missing"]}}, None),
+    ({"_id": {"$in": ["session-1", 7]}, "n": 7.5}, None),
+    ({"_id": {"$in": [7, 7]}}, {"n": 1}),
+    ({"_id": {"$in": []}}, None),
+    ({"_id": {"$in": ["session-1", {"x": 1}]}}, None),  # not all plain: mongomock's own path
 ]
 
 
@@ -222,3 +228,50 @@ async def test_durable_collections_stay_async_and_share_the_store():
     await plain.update_one({"_id": "a"}, {"$inc": {"n": 1}})
     assert [doc async for doc in durable.find({})] == [{"_id": "a", "n": 2}]
     assert durable.write_concern.document == {"w": "majority", "wtimeout": 100}
+
+
+@pytest.mark.gen_test
+async def test_bulk_write_takes_the_pinned_pymongos_update_one():
+    """PyMongo's UpdateOne passes a ``sort`` that mongomock's bulk builder does not take: an
+    absent one is dropped (services/catalog/rollups.py writes this way), a given one refused."""
+    from pymongo import UpdateOne
+    from pymongo.errors import BulkWriteError
+
+    collection = embedded_client()["bulk"]["counts"]
+    once = UpdateOne({"_id": "a", "applied": {"$ne": "b1"}},
+                     {"$inc": {"n": 2}, "$push": {"applied": {"$each": ["b1"], "$slice": -3}}}, upsert=True)
+    await collection.bulk_write([once, UpdateOne({"_id": "b"}, {"$inc": {"n": 1}}, upsert=True)], ordered=False)
+    with pytest.raises(BulkWriteError) as raised:  # as MongoDB: the upsert meets the existing _id
+        await collection.bulk_write([UpdateOne({"_id": "b"}, {"$inc": {"n": 1}}), once], ordered=False)
+    assert [(e["index"], e["code"]) for e in raised.value.details["writeErrors"]] == [(1, 11000)]
+    assert await collection.find().sort("_id", 1).to_list(length=None) == [
+        {"_id": "a", "n": 2, "applied": ["b1"]}, {"_id": "b", "n": 2}]
+    with pytest.raises(NotImplementedError):
+        await collection.bulk_write([UpdateOne({"_id": "a"}, {"$inc": {"n": 1}}, sort={"n": 1})])
+
+
+def test_a_ttl_sweep_checks_one_slice_and_a_pass_removes_what_mongomock_removes(monkeypatch):
+    """Each sweep checks at most TTL_SWEEP_DOCUMENTS documents, so a large collection never
+    holds the loop for a whole pass; after enough sweeps the same documents are gone."""
+    from server.embedded_store import TTL_SWEEP_DOCUMENTS
+
+    embedded_client()
+    count = 2 * TTL_SWEEP_DOCUMENTS + 10
+    documents = [{"_id": i, "at": dt.datetime(2000, 1, 1) if i % 3 else dt.datetime(2999, 1, 1)}
+                 for i in range(count)]
+    stores = []
+    for name in ("sliced", "original"):
+        things = mongomock.MongoClient(tz_aware=True)["embedded_store_test"][name]
+        things.create_index("at", expireAfterSeconds=0)
+        things.insert_many([dict(d) for d in documents])
+        stores.append(things._store)
+    sliced, original = stores
+    CollectionStore._remove_expired_documents.__wrapped__(original)
+    for sweep in range(3):
+        monkeypatch.setattr(sliced, "_last_ttl_sweep", time.monotonic() - TTL_SWEEP_SECONDS, raising=False)
+        before = len(sliced._documents)
+        sliced._remove_expired_documents()
+        assert before - len(sliced._documents) <= TTL_SWEEP_DOCUMENTS
+        if sweep == 0:
+            assert len(sliced._documents) > len(original._documents)  # one slice only
+    assert set(sliced._documents) == set(original._documents)

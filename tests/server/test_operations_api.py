@@ -200,3 +200,21 @@ async def test_docs_refuses_other_methods(api):
     reply = await api.post("/docs", {})
     assert reply.status == 405
     assert reply.error
+
+
+@pytest.mark.gen_test
+async def test_the_event_loops_lag_is_a_histogram_that_sees_a_held_loop(api, app):
+    import time
+
+    app.loop_lag.start()
+    try:
+        await asyncio.sleep(0.25)  # a tick or two on time
+        time.sleep(0.3)  # noqa: ASYNC251 - holding the loop on purpose, as a scanning request would
+        await asyncio.sleep(0.15)  # the late tick runs and is counted
+        found = await scrape(api)
+    finally:
+        await app.loop_lag.stop()
+    ticks = found[("event_loop_lag_seconds_count", ())]
+    assert ticks >= 2
+    # The tick due during the 0.3 s hold ran at least 0.1 s late.
+    assert found[("event_loop_lag_seconds_bucket", (("le", "0.1"),))] < ticks
