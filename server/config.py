@@ -72,14 +72,15 @@ class Config:
     log_level: str = setting(
         "info", "`debug`, `info`, `warning` or `error`; `warning` and above leave out the access log")
     mongodb_uri: str = setting(
-        "", "MongoDB connection string; empty: the embedded in-memory store (data lost when the process stops)")
-    mongodb_database: str = setting("video_app", "database used when the URI names none")
+        "", "MongoDB connection string; empty: the embedded in-memory store (data lost when the process stops)",
+        row="mongodb")
+    mongodb_database: str = setting("video_app", "database used when the URI names none", row="mongodb")
     mongodb_timeout_ms: int = setting(
         2500, "connect and per-operation timeout (majority waits included): during an outage requests "
-        "answer 503 within this", check=POSITIVE)
+        "answer 503 within this", check=POSITIVE, row="mongodb")
     mongodb_driver: str = setting(
         "motor", "`motor`, or `pymongo` for PyMongo's own `AsyncMongoClient`: see "
-        "[Leaving Motor](server/README.md#leaving-motor)")
+        "[Leaving Motor](server/README.md#leaving-motor)", row="mongodb")
     # uvloop | asyncio: the event loop (uvloop falls back to asyncio's where it cannot be imported).
     event_loop: str = setting(
         "uvloop", "`uvloop`, or `asyncio` for asyncio's own loop (used anyway, with a log line, where uvloop does "
@@ -99,16 +100,16 @@ class Config:
     password_queue_limit: int = setting(
         16, "password checks queued or running at once; past it 503 with `Retry-After: 2` (a sign-up past "
         "half of it)", check=POSITIVE)
-    jwt_ttl_seconds: int = setting(86400, "auth token lifetime (`expires_in`)", check=POSITIVE)
+    jwt_ttl_seconds: int = setting(86400, "auth token lifetime (`expires_in`)", check=POSITIVE, row="lifetimes")
     refresh_ttl_seconds: int = setting(
         2592000, "a refresh token's life from its issue (30 days)", check=POSITIVE, row="refresh")
     refresh_reuse_grace_seconds: float = setting(
         10, "a retried refresh within the grace gets the same new pair", check=NOT_NEGATIVE, row="refresh")
-    playback_ttl_seconds: int = setting(3600, "playback link lifetime", check=POSITIVE)
-    dashboard_video_count: int = setting(2, "active videos on the dashboard", check=NOT_NEGATIVE)
+    playback_ttl_seconds: int = setting(3600, "playback link lifetime", check=POSITIVE, row="lifetimes")
+    dashboard_video_count: int = setting(2, "active videos on the dashboard", check=NOT_NEGATIVE, row="dashboard")
     catalog_cache_seconds: float = setting(
         5, "how long the dashboard's list of active videos is cached (`0`: read on every request; playback "
-        "always reads the video)", check=NOT_NEGATIVE)
+        "always reads the video)", check=NOT_NEGATIVE, row="dashboard")
     # Operators: the accounts with these emails may use /admin (normalised lower-case).
     admin_emails: tuple[str, ...] = setting(
         (), "comma-separated emails of the operators' accounts, which may use `/admin` (read at start-up)")
@@ -117,7 +118,8 @@ class Config:
     plays_flush_seconds: float = setting(
         1, "how often buffered plays are written", check=POSITIVE, row="plays")
     plays_retention_days: int = setting(
-        400, "raw plays are removed after this many days (TTL index); the per-day rollups stay", check=POSITIVE)
+        400, "raw plays are removed after this many days (TTL index); the per-day rollups stay", check=POSITIVE,
+        row="plays")
 
     cors_origins: tuple[str, ...] = setting(
         ("*",), "comma-separated allowed browser origins; `*` is refused in production",
@@ -128,7 +130,7 @@ class Config:
         False, "behind Heroku's router or a load balancer: client address from `X-Forwarded-For`, scheme from "
         "`X-Forwarded-Proto`; leave off otherwise")
 
-    max_body_bytes: int = setting(65536, "larger request bodies get a JSON 413", check=POSITIVE)
+    max_body_bytes: int = setting(65536, "larger request bodies get a JSON 413", check=POSITIVE, row="connections")
     body_timeout_seconds: float = setting(
         10, "a body still arriving after this is dropped", row="timeouts")
     idle_connection_timeout_seconds: float = setting(
@@ -137,10 +139,10 @@ class Config:
     # SYNs and 1-3 s retries.
     listen_backlog: int = setting(
         2048, "connections the kernel queues before the server accepts them (Tornado's 128 is too few for a "
-        "crowd connecting at once; Linux caps it at `net.core.somaxconn`)", check=POSITIVE)
+        "crowd connecting at once; Linux caps it at `net.core.somaxconn`)", check=POSITIVE, row="connections")
     max_connections: int = setting(
         0, "open connections at most; past it a new one is closed at once (counted in `/metrics`); `0`: the "
-        "open-files limit less 256 (server/app.py `connection_cap`)", check=NOT_NEGATIVE)
+        "open-files limit less 256 (server/app.py `connection_cap`)", check=NOT_NEGATIVE, row="connections")
     shutdown_grace_seconds: float = setting(
         10, "on SIGTERM, how long requests in flight may take to finish (Heroku allows 30)")
 
@@ -179,12 +181,13 @@ class Config:
         secret=True)
     # Production refuses an open /metrics unless this says the port is on a private network.
     metrics_public: bool = setting(
-        False, "`true`: production may start with `/metrics` open (no `METRICS_TOKEN`), for a private network")
+        False, "`true`: production may start with `/metrics` open (no `METRICS_TOKEN`), for a private network",
+        row="metrics")
     # Where workers share their metrics (WEB_CONCURRENCY above 1). Empty: a fresh temporary
     # directory the server makes before forking and removes when it stops.
     prometheus_multiproc_dir: str = setting(
         "", "with `WEB_CONCURRENCY` above 1, an existing directory where workers share their metrics (emptied at "
-        "start); empty: a temporary one the server makes and removes")
+        "start); empty: a temporary one the server makes and removes", row="metrics")
 
     # Proven mailboxes and change of address (services/accounts/mailboxes.py).
     email_verify_url: str = setting(
@@ -197,26 +200,26 @@ class Config:
         86400, "how long those two links stay valid", check=POSITIVE, row="mailbox_links")
     require_email_verification: bool = setting(
         False, "`true`: login is 403 until the address is verified, and sign-up answers 202 whether or not the "
-        "address is registered")
+        "address is registered", row="verification")
     mail_dir: str = setting(
         ".mail", "development without `SMTP_URL`: each mail is written whole there as an `.eml` file (newest 500 "
-        "kept); never in production")
+        "kept); never in production", row="verification")
 
     # Sign in with Google / Apple: the app's client ids (the ID tokens' audiences); none: off (404).
     google_client_ids: tuple[str, ...] = setting(
         (), "comma-separated client ids Google's ID tokens must be issued for (README, Sign in with Apple and "
-        "Google); empty: that sign-in is off (404)", row="oauth_clients")
+        "Google); empty: that sign-in is off (404)", row="oauth")
     apple_client_ids: tuple[str, ...] = setting(
         (), "comma-separated client ids (bundle id, Services ID) Apple's ID tokens must be issued for; empty: off",
-        row="oauth_clients")
+        row="oauth")
     google_jwks_url: str = setting(
         "https://www.googleapis.com/oauth2/v3/certs", "where Google's signing keys are fetched (https; http only "
-        "to localhost)", row="oauth_keys")
+        "to localhost)", row="oauth")
     apple_jwks_url: str = setting(
         "https://appleid.apple.com/auth/keys", "where Apple's signing keys are fetched (https; http only to "
-        "localhost)", row="oauth_keys")
+        "localhost)", row="oauth")
     jwks_timeout_seconds: float = setting(
-        5, "how long fetching a provider's keys may take (then 503)", check=POSITIVE, row="oauth_keys")
+        5, "how long fetching a provider's keys may take (then 503)", check=POSITIVE, row="oauth")
 
     @property
     def is_production(self) -> bool:
