@@ -103,7 +103,7 @@ def main(argv: list[str]) -> int:
                                       log_path=RESULTS / "callgrind-peer.log", name="the FastAPI peer")
             servers.append(measured)
             measured.start(START_TIMEOUT_SECONDS)
-        user = prepare_user(measured if which == "peer" else api, email)
+        user = prepare_user(measured if which == "peer" else api, email, operator=which != "peer")
         loads = steady_loads(user)
         for label in labels:
             load = loads.get(label) or {"path": f"/{label}", "headers": {}}

@@ -61,7 +61,7 @@ def measure_versus(settings: Settings, *, bcrypt_rounds: int = 4, event_loop: st
             for side in SIDES:
                 server, email = start(side, access_log, bcrypt_rounds, event_loop)
                 servers.append(server)
-                loads = steady_loads(prepare_user(server, email))
+                loads = steady_loads(prepare_user(server, email, operator=side == "api"))
                 for load in LOADS:
                     request = loads[load]
                     targets[label(side, access_log, load)] = (
