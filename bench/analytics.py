@@ -188,7 +188,7 @@ def evaluate_analytics(analytics: dict) -> list[dict]:
 def print_analytics(analytics: dict, targets: list[dict]) -> None:
     print()
     for label, point in analytics["points"].items():
-        run = analytics["runs"].get(label)
+        run = analytics.get("runs", {}).get(label)
         rate = f"{run['requests_per_s']:.0f} /stream req/s, " if run else ""
         print(f"{label}: {rate}stats median {point['stats_median_ms']} ms (max {point['stats_max_ms']}), "
               f"/healthz max {point['healthz_max_ms']} ms over {point['healthz_requests']}, loop lag p99 "

@@ -9,7 +9,6 @@ import logging
 import re
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from server.__main__ import parse_arguments
 from server.app import VideoApp, build_services
@@ -17,8 +16,8 @@ from server.commands import run_verify_email, verify_email
 from services.accounts.users import public_user
 from services.common.clock import utcnow
 from services.common.mail import FileMailer
-from tests.support import HOST, PASSWORD, Api, close_server, free_port, listen, prepared_services
-from tests.support.smtp import Inbox, authenticate, smtp_url
+from tests.support import HOST, PASSWORD, Api, close_server, listen, prepared_services
+from tests.support.smtp import smtp_url
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 
@@ -28,19 +27,6 @@ EXISTING = "Someone tried to sign up with your address"
 RESET = "Reset your password"
 
 
-@pytest.fixture
-def smtp_port():
-    return free_port()
-
-
-@pytest.fixture
-def inbox(smtp_port):
-    handler = Inbox()
-    controller = Controller(handler, hostname="127.0.0.1", port=smtp_port, authenticator=authenticate,
-                            auth_required=True, auth_require_tls=False)
-    controller.start()
-    yield handler
-    controller.stop()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import datetime as dt
 import email
 import logging
 import re
-import socket
 import ssl
 import subprocess
 import time
@@ -22,7 +21,7 @@ from services.accounts.users import UserStore
 from services.common.clock import utcnow
 from services.common.errors import FeatureUnavailable
 from services.common.mail import SmtpMailer, parse_smtp_url
-from tests.support import HOST, PASSWORD, Api, close_server, listen
+from tests.support import HOST, PASSWORD, Api, close_server, free_port, listen
 from tests.support.smtp import SMTP_USER, Inbox
 from tests.support.smtp import authenticate as _authenticate
 
@@ -32,26 +31,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiri
 NEW_PASSWORD = "a brand new secret"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
-
-@pytest.fixture
-def smtp_port():
-    return _free_port()
-
-
-@pytest.fixture
-def inbox(smtp_port):
-    handler = Inbox()
-    # A real SMTP server in its own thread; it requires a login (over plain text: a test).
-    controller = Controller(handler, hostname="127.0.0.1", port=smtp_port, authenticator=_authenticate,
-                            auth_required=True, auth_require_tls=False)
-    controller.start()
-    yield handler
-    controller.stop()
 
 
 @pytest.fixture
@@ -372,7 +352,7 @@ def _reset_message() -> EmailMessage:
 @pytest.mark.gen_test
 async def test_mail_goes_over_starttls_when_offered_and_over_implicit_tls_for_smtps(certificate, scheme):
     server_context, client_context = certificate
-    handler, port = Inbox(), _free_port()
+    handler, port = Inbox(), free_port()
     if scheme == "smtp":  # plain connection, upgraded: this server refuses anything before STARTTLS
         controller = Controller(handler, hostname="127.0.0.1", port=port, tls_context=server_context,
                                 require_starttls=True, authenticator=_authenticate, auth_required=True)
@@ -391,7 +371,7 @@ async def test_mail_goes_over_starttls_when_offered_and_over_implicit_tls_for_sm
 @pytest.mark.gen_test
 async def test_an_untrusted_certificate_is_refused(certificate):
     server_context, _ = certificate
-    handler, port = Inbox(), _free_port()
+    handler, port = Inbox(), free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port, ssl_context=server_context)
     controller.start()
     try:

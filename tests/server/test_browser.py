@@ -17,37 +17,22 @@ performance log (DevTools Network events) instead of what came back.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
 from tests.support import PASSWORD, TEST_SECRET, running_server
+from tests.support.browser import MISSING, chromium, wait_for
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-MISSING = [package for package, path in (("chromium", CHROMIUM), ("chromium-driver", CHROMEDRIVER))
-           if not Path(path).exists()]
 pytestmark = pytest.mark.skipif(
     bool(MISSING),
     reason=f"browser test skipped: {' and '.join(MISSING)} not installed (apt-get install -y chromium chromium-driver)",
 )
 
-# What works in a container as root with no network and no display.
-CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage",
-    # Every name but the test server's fails to resolve: nothing leaves this machine.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-)
 # The browser's own pages (its new-tab page): not requests of the page under test.
 BROWSER_OWN_PAGES = ("chrome://", "chrome-untrusted://")
 SECRET = TEST_SECRET  # the child's JWT_SECRET
-WAIT_SECONDS = 20
 
 
 @pytest.fixture(scope="module")
@@ -63,22 +48,8 @@ def base_url(server) -> str:
 
 @pytest.fixture
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.TemporaryDirectory()
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile.name}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        driver.set_page_load_timeout(WAIT_SECONDS)
+    with chromium(logs=("performance", "browser")) as driver:
         yield driver
-    finally:
-        driver.quit()
-        profile.cleanup()
 
 
 def network_events(driver, method: str) -> list[dict]:
@@ -89,16 +60,6 @@ def network_events(driver, method: str) -> list[dict]:
         if message["method"] == method:
             events.append(message["params"])
     return events
-
-
-def wait_for(condition, what: str):
-    deadline = time.monotonic() + WAIT_SECONDS
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 # ----- /docs ------------------------------------------------------------------------------

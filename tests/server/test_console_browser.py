@@ -13,16 +13,15 @@ Without Chromium each test is skipped, saying so (as tests/server/test_browser.p
 
 from __future__ import annotations
 
-import email
-import re
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.server.test_browser import CHROMEDRIVER, CHROMIUM, CHROMIUM_FLAGS, MISSING, WAIT_SECONDS, wait_for
 from tests.support import PASSWORD, REPO_ROOT, TEST_SECRET, running_server
+from tests.support.browser import MISSING, chromium, wait_for
+from tests.support.devmail import mailed_verification_token
 
 pytestmark = pytest.mark.skipif(
     bool(MISSING),
@@ -51,16 +50,9 @@ def server():
 
 
 def verify_address(server, mail_dir: Path) -> None:
-    """Where accounts have verified addresses (contract: Additions II), an operator needs one:
-    follow the link of the mail sign-up sent, which development writes to MAIL_DIR."""
-    probe = server.request("POST", "/auth/verify-email/confirm", json_body={"token": "x"})
-    if probe.status == 404:
-        return  # no verification here: an address listed in ADMIN_EMAILS is enough
-    message = wait_for(lambda: next(iter(sorted(mail_dir.rglob("*.eml"))), None), "the verification mail")
-    parsed = email.message_from_bytes(message.read_bytes())
-    text = "".join(part.get_payload(decode=True).decode("utf-8", "replace")
-                   for part in parsed.walk() if part.get_content_maintype() == "text")
-    token = re.search(r"verify\?token=([A-Za-z0-9_-]+)", text).group(1)
+    """An operator needs a verified address: follow the link of the mail sign-up sent, which
+    development writes to MAIL_DIR."""
+    token = mailed_verification_token(mail_dir, OPERATOR)
     assert server.request("POST", "/auth/verify-email/confirm", json_body={"token": token}).status == 200
 
 
@@ -71,23 +63,8 @@ def base_url(server) -> str:
 
 @pytest.fixture
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.TemporaryDirectory()
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile.name}", f"--window-size={WINDOW[0]},{WINDOW[1]}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        driver.set_page_load_timeout(WAIT_SECONDS)
-        driver.set_script_timeout(WAIT_SECONDS)
+    with chromium(flags=(f"--window-size={WINDOW[0]},{WINDOW[1]}",)) as driver:
         yield driver
-    finally:
-        driver.quit()
-        profile.cleanup()
 
 
 def css(driver, selector: str):
