@@ -132,8 +132,13 @@ NONCE: And[Schema] = And(
     str, lambda v: 0 < len(v) <= MAX_NONCE_CHARS,
     error=f"nonce must be the text the app sent to the provider (at most {MAX_NONCE_CHARS} characters).")
 OAUTH_SIGN_IN = Schema({"id_token": ID_TOKEN, Optional("nonce"): NONCE}, ignore_extra_keys=True)
-# Apple gives the app the person's name on the first sign-in only, never in the token.
-APPLE_SIGN_IN = Schema({"id_token": ID_TOKEN, Optional("nonce"): NONCE, Optional("name"): NAME},
+# Apple gives the app the person's name on the first sign-in only, never in the token. A
+# blank one is as good as none: the account is named from the token or the address instead.
+APPLE_NAME: And[Schema] = And(
+    str, Use(str.strip), lambda v: len(v) <= MAX_NAME_CHARS,  # type: ignore[arg-type]  # schema's types omit Use
+    error=f"name must be a text of at most {MAX_NAME_CHARS} characters.",
+)
+APPLE_SIGN_IN = Schema({"id_token": ID_TOKEN, Optional("nonce"): NONCE, Optional("name"): APPLE_NAME},
                        ignore_extra_keys=True)
 # "It is really you": the password, or (an account that signs in with Google or Apple) a
 # fresh ID token of one of its identities. Which one is present is checked by the caller.

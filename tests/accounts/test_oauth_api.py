@@ -240,6 +240,14 @@ async def test_malformed_bodies_are_400(api, body):
 async def test_apple_name_must_be_a_name(api):
     reply = await sign_in(api, "apple", make_token("apple"), name={"$ne": None})
     assert reply.status == 400
+    assert (await sign_in(api, "apple", make_token("apple"), name="n" * 101)).status == 400
+
+
+@pytest.mark.gen_test
+async def test_a_blank_apple_name_is_as_good_as_none(api):
+    reply = await sign_in(api, "apple", make_token("apple"), name="\u00a0 ")
+    assert reply.status == 200, reply.body
+    assert reply.json["user"]["name"].strip()
 
 
 @pytest.mark.parametrize("config_overrides", [{"apple_client_ids": ()}], indirect=True)
