@@ -110,7 +110,7 @@ class PlayStore:
             self._flusher = None
         try:
             async with asyncio.timeout(timeout_seconds):
-                await self.flush()
+                await self.flush()  # every play buffered by now: no request is served any more
         except TimeoutError:
             log.warning("stopped before every play was written", extra={"plays": len(self._buffer)})
 
@@ -124,10 +124,15 @@ class PlayStore:
                 if not await self._roll_up(batch_id, batch):
                     return
                 self._unrolled.popleft()
-            while self._buffer:
+            # Only what is buffered now: plays that arrive while this round writes (each step
+            # yields to the loop) wait for the next round, so that batches stay full and the
+            # per-batch work (the rollups' upserts) is not paid again for a handful of plays.
+            remaining = len(self._buffer)
+            while remaining > 0 and self._buffer:
                 batch_id = str(ObjectId())
-                batch = [{**self._buffer.popleft(), "batch": batch_id}
-                         for _ in range(min(BATCH_SIZE, len(self._buffer)))]
+                size = min(BATCH_SIZE, remaining, len(self._buffer))
+                remaining -= size
+                batch = [{**self._buffer.popleft(), "batch": batch_id} for _ in range(size)]
                 if not await self._write(batch_id, batch):
                     return
 
