@@ -506,11 +506,13 @@ def test_the_chart_spans_every_day_with_round_ticks_and_dated_labels():
 
 # ----- races ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("config_overrides", [{"admin_emails": (ADMIN,), "jwt_ttl_seconds": 1}])
+# Three seconds, not one: exp is whole seconds after iat, so a one-second token minted late in
+# a second expires at once, and the slower racers (a 2-core CI machine) met an expired successor.
+@pytest.mark.parametrize("config_overrides", [{"admin_emails": (ADMIN,), "jwt_ttl_seconds": 3}])
 @pytest.mark.gen_test
 async def test_pages_racing_to_renew_an_expired_cookie_all_get_in_and_keep_the_session(api, config_overrides):
     console = await operator(api)
-    await asyncio.sleep(2.1)  # the access token has expired
+    await asyncio.sleep(3.1)  # the access token has expired; its successor lives at least two seconds
     cookie = {"Cookie": f"console={console.cookies['console']}"}
     replies = await asyncio.gather(*(api.get("/console/stats", headers=cookie) for _ in range(24)))
     assert [reply.status for reply in replies] == [200] * 24
