@@ -33,7 +33,7 @@ class ProviderSignInHandler(BaseHandler):
     provider = ""
 
     async def post(self) -> None:
-        session = await self.services.accounts.sign_in_with(self.provider, self.json_body(),
+        session = await self.services.accounts.sign_in_with(self.provider, self.json_body(), self.client_address(),
                                                             self.request.headers.get("User-Agent", ""))
         self.write_json({"message": "Login successful", **session})
 

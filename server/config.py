@@ -149,7 +149,8 @@ class Config:
     login_max_failures_per_account: int = setting(
         5, "login attempts per email within the window before 429", check=POSITIVE, row="login")
     login_max_failures_per_address: int = setting(
-        50, "login attempts per client address within the window before 429", check=POSITIVE, row="login")
+        50, "login attempts (password, Google or Apple) per client address within the window before 429",
+        check=POSITIVE, row="login")
     login_failure_window_seconds: int = setting(
         900, "the login throttle's window", check=POSITIVE, row="login")
     signup_max_per_address: int = setting(

@@ -94,14 +94,17 @@ class Accounts:
 
     # ----- signing in with Google or Apple -------------------------------------------------
 
-    async def sign_in_with(self, provider: str, body: object, user_agent: str = "") -> dict:
+    async def sign_in_with(self, provider: str, body: object, client_address: str | None,
+                           user_agent: str = "") -> dict:
         """A login with the provider's ID token: the account of that identity, linked to the
         account of the same address or made for it on the first sign-in. ``created`` says
-        whether this call made the account."""
+        whether this call made the account. Failed tokens count against the client address
+        as failed logins do."""
         self._identity_tokens.provider(provider)  # 404 when not configured, whatever the body
         fields = validation.validated(validation.APPLE_SIGN_IN if provider == "apple" else validation.OAUTH_SIGN_IN,
                                       body)
-        claims = await self._identity_tokens.verify(provider, fields["id_token"], fields.get("nonce"))
+        claims = await self._identity.sign_in_claims(provider, fields["id_token"], fields.get("nonce"),
+                                                     client_address)
         user_id = await self._identities.user_of(provider, claims.sub)
         created = False
         if user_id is None:

@@ -1,5 +1,6 @@
 """"It is really you": the password checks behind login and behind the changes a logged-in
-caller confirms (account deletion, change of address), all under the login throttle.
+caller confirms (account deletion, change of address), all under the login throttle, and the
+ID token of a sign-in with Google or Apple, under its count per client address.
 
 ``confirm`` reads the proof from the request body: ``password``, or, for an account that
 signs in with Apple or Google (perhaps with no password), a fresh ``id_token`` of one of its
@@ -12,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from services.accounts.identities import IdentityStore
-from services.accounts.identity_tokens import PROVIDER_NAMES, IdentityTokens
+from services.accounts.identity_tokens import PROVIDER_NAMES, IdentityClaims, IdentityTokens, KeysUnavailable
 from services.accounts.sessions import Principal
 from services.accounts.throttle import LoginThrottle
 from services.accounts.users import UserStore
@@ -65,6 +66,22 @@ class Identity:
         if self._identity_tokens.clock() - claims.issued_at > FRESH_ID_TOKEN_SECONDS:
             raise NotAuthenticated(f"This ID token is not fresh. Sign in with {PROVIDER_NAMES[provider]} "
                                    "again in the app, then confirm with the new one.")
+
+    async def sign_in_claims(self, provider: str, id_token: str, nonce: str | None,
+                             client_address: str | None) -> IdentityClaims:
+        """What a sign-in's ID token proves, verified under the login throttle's count per
+        client address: the attempt is counted before the token is verified, so concurrent
+        forgeries get no more verifications than the limit (then TooManyAttempts); a valid
+        token gives its attempt back, as a right password does, and so does one that could
+        not be checked (the provider's keys unreachable), so only failures add up."""
+        await self._throttle.address_attempt(client_address)
+        try:
+            claims = await self._identity_tokens.verify(provider, id_token, nonce)
+        except KeysUnavailable:
+            await self._throttle.address_given_back(client_address)
+            raise
+        await self._throttle.address_given_back(client_address)
+        return claims
 
     async def throttled(self, email: str, client_address: str | None,
                         check: Callable[[], Awaitable[Result]]) -> Result:

@@ -4,8 +4,10 @@ Login: at most so many attempts per account and per client address in a window (
 ASVS V2.2.1: anti-automation against credential stuffing and brute force). Each attempt
 is counted *before* its password is checked, so a burst of concurrent guesses cannot get
 more checks than the limit. A successful login clears its account's count and gives its
-address back the attempt, so only failures add up. Sign-ups per address, and password
-reset requests per email and per address, are counted alike.
+address back the attempt, so only failures add up. A sign-in with Google or Apple counts
+against the same per-address limit, before its ID token is verified (it names no account
+until then). Sign-ups per address, and password reset requests per email and per address,
+are counted alike.
 """
 
 from __future__ import annotations
@@ -53,13 +55,23 @@ class LoginThrottle(_PerSubjectAndAddress):
         """The attempt was counted but its password never checked (the service was too
         busy): it is given back, so a retry after a 503 costs the user nothing."""
         await self._per_subject.refund(f"account:{email}")
-        if address:
-            await self._per_address.refund(f"address:{address}")
+        await self.address_given_back(address)
 
     async def succeeded(self, email: str, address: str | None = None) -> None:
         """The password was right: the account's count starts again, and the address
         (if given) gets this attempt back."""
         await self._per_subject.forgive(f"account:{email}")
+        await self.address_given_back(address)
+
+    async def address_attempt(self, address: str | None) -> None:
+        """Counts an attempt against the client address alone (a sign-in with Google or
+        Apple: no account is named until its ID token is verified); raises TooManyAttempts
+        (counting nothing) while the address is at its limit."""
+        if address:
+            await self._per_address.hit(f"address:{address}")
+
+    async def address_given_back(self, address: str | None) -> None:
+        """Gives the address back one counted attempt (it succeeded, or was never checked)."""
         if address:
             await self._per_address.refund(f"address:{address}")
 

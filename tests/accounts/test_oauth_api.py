@@ -261,6 +261,80 @@ async def test_a_provider_without_client_ids_is_404(api, jwks):
     assert (await api.post("/auth/oauth/facebook", {"id_token": "x"})).status == 404
 
 
+# ----- throttling per client address -----------------------------------------------------------
+
+ONE_ADDRESS = {"X-Forwarded-For": "198.51.100.7"}
+ANOTHER_ADDRESS = {"X-Forwarded-For": "198.51.100.8"}
+
+
+@pytest.fixture
+def verified(services, monkeypatch) -> list[str]:
+    """The ID tokens the verifier is asked to check, as they are asked."""
+    asked = []
+    original = services.identity_tokens.verify
+
+    async def counted(provider, id_token, nonce):
+        asked.append(id_token)
+        return await original(provider, id_token, nonce)
+
+    monkeypatch.setattr(services.identity_tokens, "verify", counted)
+    return asked
+
+
+@pytest.mark.parametrize("config_overrides", [{"trust_proxy": True, "login_max_failures_per_address": 4}],
+                         indirect=True)
+@pytest.mark.gen_test(timeout=60)
+async def test_concurrent_forged_sign_ins_from_one_address_get_no_more_verifications_than_its_limit(
+        api, database, verified):
+    crowd = Api(api.base_url, own_connections=30)
+    try:
+        providers = ["google", "apple"] * 15  # both count against the one limit
+        replies = await asyncio.gather(*(
+            crowd.post(f"/auth/oauth/{provider}", {"id_token": make_token(provider, key=STRANGER)},
+                       headers=ONE_ADDRESS)
+            for provider in providers))
+    finally:
+        crowd.close()
+    statuses = sorted(reply.status for reply in replies)
+    assert len(verified) == 4  # each sign-in is counted before its token is verified: the limit get one
+    assert statuses == [401] * 4 + [429] * 26
+    refused = next(reply for reply in replies if reply.status == 429)
+    assert int(refused.headers["Retry-After"]) > 0
+    assert refused.error == "Too many failed login attempts. Please wait a few minutes and try again."
+
+    # Past the limit even a valid token is not looked at, and the count is the login's.
+    assert (await api.post("/auth/oauth/google", {"id_token": make_token()}, headers=ONE_ADDRESS)).status == 429
+    login = await api.post("/auth/login", {"email": "pat@example.com", "password": PASSWORD}, headers=ONE_ADDRESS)
+    assert login.status == 429
+    assert len(verified) == 4
+    assert await database["users"].count_documents({}) == 0
+
+    other = await api.post("/auth/oauth/google", {"id_token": make_token()}, headers=ANOTHER_ADDRESS)
+    assert other.status == 200, other.body  # another address is unaffected
+    assert len(verified) == 5
+
+
+@pytest.mark.parametrize("config_overrides", [{"trust_proxy": True, "login_max_failures_per_address": 2}],
+                         indirect=True)
+@pytest.mark.gen_test
+async def test_only_failed_tokens_use_up_the_address_limit(api, jwks, services):
+    for n in range(4):  # valid tokens give their attempt back, as right passwords do
+        reply = await api.post("/auth/oauth/apple", {"id_token": make_token("apple", sub=f"p{n}",
+                                                                            email=f"p{n}@example.com")},
+                               headers=ONE_ADDRESS)
+        assert reply.status == 200, reply.body
+    cache = services.identity_tokens.provider("google").keys
+    jwks.status = 500
+    for _ in range(3):  # tokens that could not be checked: not failures either
+        assert (await api.post("/auth/oauth/google", {"id_token": make_token()}, headers=ONE_ADDRESS)).status == 503
+    cache.clock = lambda: time.monotonic() + 10
+    jwks.status = 200
+    expired = make_token(exp=int(time.time()) - 600, iat=int(time.time()) - 4000)
+    for status in (401, 401, 429):
+        reply = await api.post("/auth/oauth/google", {"id_token": expired}, headers=ONE_ADDRESS)
+        assert reply.status == status, reply.body
+
+
 # ----- keys: cache, rotation, outages --------------------------------------------------------
 
 @pytest.mark.gen_test
