@@ -7,7 +7,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from handlers.console.base import ConsoleHandler
-from handlers.console.chart import build_chart, duration_text, per_day_figures
+from handlers.console.chart import build_chart, duration_text
 from services.common.clock import utcnow
 from services.common.errors import InvalidInput
 
@@ -141,6 +141,6 @@ class ConsoleStatsHandler(ConsoleHandler):
     async def get(self) -> None:
         stats = await self.services.admin.stats(self.get_query_argument("days", None))
         span, videos = stats.days, stats.videos
-        chart = build_chart(per_day_figures(stats.per_day), span, utcnow().date())
+        chart = build_chart(stats.per_day, span, utcnow().date())
         self.render("stats.html", span=span, spans=STAT_SPANS, chart=chart, videos=videos[:TOP_VIDEOS],
                     duration=duration_text)

@@ -23,13 +23,13 @@ class Day:
     date: str  # YYYY-MM-DD (UTC)
     label: str  # "Dec 5"
     plays: int
-    viewers: int | None  # None where the figures have no per-day viewers
+    viewers: int
     x: float  # the slot's centre
     bar_x: float
     bar_width: float
     bar_y: float
     bar_height: float
-    point_y: float | None
+    point_y: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,8 +43,7 @@ class Chart:
     days: list[Day]
     y_ticks: list[Tick]
     x_labels: list[Day]
-    viewers_line: str  # SVG polyline points, "" without viewers
-    has_viewers: bool
+    viewers_line: str  # SVG polyline points
     width: int = WIDTH
     height: int = HEIGHT
     left: int = LEFT
@@ -68,22 +67,15 @@ def nice_ceiling(value: int) -> int:
     return 10 * power
 
 
-def per_day_figures(per_day: list[dict]) -> list[dict]:
-    """The catalog's ``per_day`` of the stats, as the chart reads it."""
-    return [{"date": row["date"], "plays": int(row.get("plays", 0)),
-             "viewers": None if row.get("viewers") is None else int(row["viewers"])}
-            for row in per_day]
-
-
 def build_chart(rows: list[dict], span: int, today: dt.date) -> Chart:
-    """The chart of ``span`` days ending ``today`` from per-day ``rows``."""
+    """The chart of ``span`` days ending ``today`` from the catalog's ``per_day`` of the stats
+    (``{date, plays, viewers}`` a day); a day without a row (the stats' today may be another
+    than this clock's, around midnight) is zeros."""
     by_date = {row["date"]: row for row in rows}
     dates = [today - dt.timedelta(days=span - 1 - i) for i in range(span)]
-    has_viewers = any(row.get("viewers") is not None for row in rows)
-    figures = [(day, int(by_date.get(day.isoformat(), {}).get("plays", 0)),
-                by_date.get(day.isoformat(), {}).get("viewers", 0 if has_viewers else None)) for day in dates]
-    top_value = nice_ceiling(max([plays for _, plays, _ in figures] +
-                                 [viewers or 0 for _, _, viewers in figures] + [1]))
+    nothing = {"plays": 0, "viewers": 0}
+    figures = [(day, by_date.get(day.isoformat(), nothing)) for day in dates]
+    top_value = nice_ceiling(max([row["plays"] for _, row in figures] + [row["viewers"] for _, row in figures] + [1]))
     slot = PLOT_WIDTH / span
     bar_width = max(1.0, slot * 0.6)
 
@@ -91,21 +83,21 @@ def build_chart(rows: list[dict], span: int, today: dt.date) -> Chart:
         return round(TOP + PLOT_HEIGHT * (1 - value / top_value), 1)
 
     days = []
-    for index, (day, plays, viewers) in enumerate(figures):
+    for index, (day, row) in enumerate(figures):
         x = LEFT + slot * (index + 0.5)
+        plays = row["plays"]
         days.append(Day(
-            date=day.isoformat(), label=date_label(day), plays=plays,
-            viewers=None if viewers is None else int(viewers),
+            date=day.isoformat(), label=date_label(day), plays=plays, viewers=row["viewers"],
             x=round(x, 1), bar_x=round(x - bar_width / 2, 1), bar_width=round(bar_width, 1),
             bar_y=y_of(plays), bar_height=round(TOP + PLOT_HEIGHT - y_of(plays), 1),
-            point_y=None if viewers is None else y_of(int(viewers)),
+            point_y=y_of(row["viewers"]),
         ))
     every = math.ceil(span / MAX_DATE_LABELS)
     # The last day (today) is always labelled; the others every few days back from it.
     x_labels = [day for index, day in enumerate(days) if (span - 1 - index) % every == 0]
     ticks = [Tick(value=top_value * i // 4, y=y_of(top_value * i // 4)) for i in range(5)]
-    line = " ".join(f"{day.x},{day.point_y}" for day in days) if has_viewers else ""
-    return Chart(days=days, y_ticks=ticks, x_labels=x_labels, viewers_line=line, has_viewers=has_viewers)
+    line = " ".join(f"{day.x},{day.point_y}" for day in days)
+    return Chart(days=days, y_ticks=ticks, x_labels=x_labels, viewers_line=line)
 
 
 def duration_text(seconds: float) -> str:
