@@ -9,7 +9,7 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: help run test test-asyncio lint fuzz bench seed clean
+.PHONY: help run test test-asyncio screenshots lint fuzz bench seed clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 20
@@ -44,6 +44,11 @@ test: $(DEV_STAMP) ## run the whole test suite (on uvloop, the server's default 
 test-asyncio: $(DEV_STAMP) ## run the suite on asyncio's event loop (CI runs both)
 	EVENT_LOOP=asyncio $(PY) -m pytest --ignore=tests/server/test_fuzz.py \
 		--ignore=tests/server/test_browser.py --ignore=tests/server/test_deploy.py
+
+# The console's browser test writes its screenshots to a temporary directory; this rewrites the
+# README's (handlers/console/screenshots/). `SCREENSHOTS=refresh make test` does it too.
+screenshots: $(DEV_STAMP) ## retake the README's screenshots of the console (headless Chromium)
+	SCREENSHOTS=refresh $(PY) -m pytest tests/server/test_console_browser.py
 
 # The workflow is checked against GitHub's schema (vendored in check-jsonschema) and audited
 # by zizmor --offline: neither downloads anything.

@@ -6,13 +6,17 @@ An operator signs in, adds a video from a pasted link (its thumbnail previewed f
 withdraws it (and the API says so), opens the stats after some plays and finds the chart's
 marks, then signs out. axe-core (vendored, pinned: tests/support/axe/) finds no accessibility
 violation on either page, and nothing the page loads breaks its Content-Security-Policy.
-The screenshots the README shows are written on the way (handlers/console/screenshots/).
+Screenshots of both pages are taken on the way and checked (a PNG of the window's width, not
+blank), into a temporary directory: the README's own (handlers/console/screenshots/) are
+rewritten only when asked, with ``SCREENSHOTS=refresh`` (``make screenshots``).
 
 Without Chromium each test is skipped, saying so (as tests/server/test_browser.py).
 """
 
 from __future__ import annotations
 
+import os
+import struct
 import tempfile
 import time
 from pathlib import Path
@@ -31,7 +35,8 @@ pytestmark = pytest.mark.skipif(
 
 OPERATOR = "ops@example.com"
 AXE_JS = Path(__file__).resolve().parents[1] / "support" / "axe" / "axe.min.js"
-SCREENSHOTS = REPO_ROOT / "handlers" / "console" / "screenshots"
+README_SCREENSHOTS = REPO_ROOT / "handlers" / "console" / "screenshots"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PASTED_LINK = "https://youtu.be/jNQXAC9IVRw?si=shared-from-the-app"
 WINDOW = (1280, 900)
 
@@ -61,6 +66,21 @@ def base_url(server) -> str:
     return f"http://{server.host}:{server.port}"
 
 
+def screenshot_directory(setting: str, temporary: Path) -> Path:
+    """Where the screenshots go: the README's with ``SCREENSHOTS=refresh``, else ``temporary``."""
+    if setting == "refresh":
+        return README_SCREENSHOTS
+    if setting:
+        raise pytest.UsageError(f"SCREENSHOTS={setting!r}: only 'refresh' (rewrite the README's screenshots) "
+                                "is understood")
+    return temporary
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    return screenshot_directory(os.environ.get("SCREENSHOTS", ""), tmp_path_factory.mktemp("screenshots"))
+
+
 @pytest.fixture
 def browser():
     with chromium(flags=(f"--window-size={WINDOW[0]},{WINDOW[1]}",)) as driver:
@@ -86,13 +106,26 @@ def page_problems(driver) -> list[str]:
             if entry["level"] == "SEVERE" and "i.ytimg.com" not in entry["message"]]
 
 
-def screenshot(driver, name: str) -> None:
-    """The whole page at the laptop width, for the README."""
+def screenshot(driver, path: Path) -> None:
+    """The whole page at the laptop width (the README shows them), checked: a PNG of the
+    window's width and of some height, with more in it than a blank page compresses to."""
     height = driver.execute_script("return document.documentElement.scrollHeight")
     driver.set_window_size(WINDOW[0], max(WINDOW[1], min(height + 140, 3000)))
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    assert driver.save_screenshot(str(SCREENSHOTS / name))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert driver.save_screenshot(str(path))
     driver.set_window_size(*WINDOW)
+    png = path.read_bytes()
+    assert png.startswith(PNG_SIGNATURE) and png[12:16] == b"IHDR"
+    width, shot_height = struct.unpack(">II", png[16:24])
+    assert width == WINDOW[0] and shot_height >= WINDOW[1] // 2, (width, shot_height)
+    assert len(png) > 20_000, len(png)  # a blank 1280-pixel-wide page is a few kilobytes
+
+
+def test_the_readme_screenshots_are_rewritten_only_when_asked(tmp_path):
+    assert screenshot_directory("", tmp_path) == tmp_path
+    assert screenshot_directory("refresh", tmp_path) == README_SCREENSHOTS
+    with pytest.raises(pytest.UsageError, match="refresh"):
+        screenshot_directory("yes", tmp_path)
 
 
 def sign_in(driver, base_url: str) -> None:
@@ -110,7 +143,7 @@ def operator_token(server) -> str:
     return reply.json["token"]
 
 
-def test_an_operator_adds_a_video_from_a_pasted_link_and_withdraws_it(server, base_url, browser):
+def test_an_operator_adds_a_video_from_a_pasted_link_and_withdraws_it(server, base_url, browser, screenshots):
     from selenium.webdriver.common.keys import Keys
 
     sign_in(browser, base_url)
@@ -149,10 +182,10 @@ def test_an_operator_adds_a_video_from_a_pasted_link_and_withdraws_it(server, ba
 
     assert axe_violations(browser) == []
     assert page_problems(browser) == []
-    screenshot(browser, "videos.png")
+    screenshot(browser, screenshots / "videos.png")
 
 
-def test_the_stats_page_charts_the_plays_and_signing_out_ends_the_session(server, base_url, browser):
+def test_the_stats_page_charts_the_plays_and_signing_out_ends_the_session(server, base_url, browser, screenshots):
     viewer = f"viewer{time.monotonic_ns()}@example.com"
     server.request("POST", "/auth/signup", json_body={"name": "Viewer", "email": viewer, "password": PASSWORD})
     token = server.request("POST", "/auth/login", json_body={"email": viewer, "password": PASSWORD}).json["token"]
@@ -185,7 +218,7 @@ def test_the_stats_page_charts_the_plays_and_signing_out_ends_the_session(server
     wait_for(lambda: len(browser.find_elements("css selector", "svg rect.mark.plays")) == 7, "the 7-day chart")
     assert axe_violations(browser) == []
     assert page_problems(browser) == []
-    screenshot(browser, "stats.png")
+    screenshot(browser, screenshots / "stats.png")
 
     css(browser, ".logout button").click()
     wait_for(lambda: browser.current_url == f"{base_url}/console/login", "the sign-in page after signing out")
