@@ -14,7 +14,7 @@ from services.accounts.sessions import Principal, SessionStore
 from services.accounts.users import UserStore
 from services.common.clock import utcnow
 from services.common.errors import NotAuthenticated
-from tests.support import PASSWORD, query_token
+from tests.support import PASSWORD, assert_json_error, query_token
 
 ANN = {"email": "ann@example.com", "password": PASSWORD}
 PER_USER_COLLECTIONS = ("sessions", "refresh_tokens", "password_reset_tokens")
@@ -73,8 +73,7 @@ async def test_deletion_rejects_malformed_bodies_with_400(api, body):
     await api.signup()
     this = await login_pair(api)
     reply = await api.request("DELETE", "/auth/me", json_body=body, token=this["token"])
-    assert reply.status == 400
-    reply.error  # noqa: B018
+    assert_json_error(reply, 400)
     assert (await api.get("/auth/me", token=this["token"])).status == 200
 
 

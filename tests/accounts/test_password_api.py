@@ -21,7 +21,7 @@ from services.accounts.users import UserStore
 from services.common.clock import utcnow
 from services.common.errors import FeatureUnavailable
 from services.common.mail import SmtpMailer, parse_smtp_url
-from tests.support import HOST, PASSWORD, Api, close_server, free_port, listen
+from tests.support import HOST, PASSWORD, Api, assert_json_error, close_server, free_port, listen
 from tests.support.smtp import SMTP_USER, Inbox
 from tests.support.smtp import authenticate as _authenticate
 
@@ -121,8 +121,7 @@ async def test_password_change_rejects_malformed_bodies_with_400(api, body):
     await api.signup()
     this = await login_pair(api)
     reply = await api.post("/auth/password", body, token=this["token"])
-    assert reply.status == 400
-    reply.error  # noqa: B018
+    assert_json_error(reply, 400)
 
 
 @pytest.mark.gen_test
@@ -223,15 +222,13 @@ async def test_an_expired_reset_token_is_401(api, services, inbox, database):
 @pytest.mark.gen_test
 async def test_reset_confirm_rejects_malformed_bodies_with_400(api, body):
     reply = await api.post("/auth/password-reset/confirm", body)
-    assert reply.status == 400
-    reply.error  # noqa: B018
+    assert_json_error(reply, 400)
 
 
 @pytest.mark.gen_test
 async def test_an_invented_reset_token_is_401(api):
     reply = await api.post("/auth/password-reset/confirm", {"token": "a" * 43, "new_password": NEW_PASSWORD})
-    assert reply.status == 401
-    reply.error  # noqa: B018
+    assert_json_error(reply, 401)
 
 
 @pytest.mark.parametrize("body", [{}, {"email": "not an email"}, {"email": {"$ne": None}}, {"email": 1}, []])

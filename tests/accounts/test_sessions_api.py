@@ -9,7 +9,7 @@ import jwt
 import pytest
 
 from services.common.clock import as_utc, utcnow
-from tests.support import PASSWORD, TEST_SECRET, query_token
+from tests.support import PASSWORD, TEST_SECRET, assert_json_error, query_token
 
 ANN = {"email": "ann@example.com", "password": PASSWORD}
 
@@ -138,16 +138,14 @@ async def test_an_expired_refresh_token_is_401(api, database):
 @pytest.mark.gen_test
 async def test_refresh_rejects_malformed_bodies_with_400(api, body):
     reply = await api.post("/auth/refresh", body)
-    assert reply.status == 400
-    reply.error  # noqa: B018
+    assert_json_error(reply, 400)
 
 
 @pytest.mark.parametrize("token", ["x", "a" * 43, "eyJhbGciOiJIUzI1NiJ9.e30.abc", "🙂" * 10])
 @pytest.mark.gen_test
 async def test_an_unknown_refresh_token_is_401(api, token):
     reply = await refresh(api, token)
-    assert reply.status == 401
-    reply.error  # noqa: B018
+    assert_json_error(reply, 401)
 
 
 @pytest.mark.gen_test
@@ -230,8 +228,7 @@ async def test_ending_a_session_that_is_not_yours_is_404(api, session_id):
     bob = await login(api, credentials={"email": "bob@example.com", "password": PASSWORD})
     for target in (sid(bob["token"]), session_id):
         reply = await api.request("DELETE", f"/auth/sessions/{target}", token=ann["token"])
-        assert reply.status == 404
-        reply.error  # noqa: B018
+        assert_json_error(reply, 404)
     assert (await api.get("/auth/me", token=bob["token"])).status == 200
 
 
@@ -289,8 +286,7 @@ async def test_logout_with_a_bad_scope_is_400_and_ends_nothing(api, body):
     await api.signup()
     this = await login(api)
     reply = await api.post("/auth/logout", body, token=this["token"])
-    assert reply.status == 400
-    reply.error  # noqa: B018
+    assert_json_error(reply, 400)
     assert (await api.get("/auth/me", token=this["token"])).status == 200
 
 

@@ -9,7 +9,7 @@ from pymongo.errors import AutoReconnect
 from services.catalog.youtube import EXPECTED
 from services.common.datastore import guarded
 from services.common.errors import DatabaseUnavailable
-from tests.support import SEEDED
+from tests.support import SEEDED, assert_json_error
 
 ADMIN = "boss@example.com"
 ADMIN_ROUTES = [
@@ -41,8 +41,7 @@ async def add_video(api, token, youtube="dQw4w9WgXcQ", title="Never Gonna", **fi
 async def test_every_admin_route_is_401_without_a_valid_token(api, method, path, body):
     for headers in ({}, {"Authorization": "Bearer not-a-jwt"}, {"Authorization": "Basic Ym9zczpwdw=="}):
         reply = await api.request(method, path, json_body=body, headers=headers)
-        assert reply.status == 401, (method, path, headers)
-        reply.error  # noqa: B018
+        assert_json_error(reply, 401, (method, path, headers))
 
 
 @pytest.mark.parametrize(("method", "path", "body"), ADMIN_ROUTES)
@@ -180,8 +179,7 @@ async def test_the_admin_list_pages_through_every_video_and_filters_by_active(ap
     assert len(active) == SEEDED + 3
     for query in ("active=yes", "limit=0", "limit=51", "cursor=forged"):
         reply = await api.get(f"/admin/videos?{query}", token=token)
-        assert reply.status == 400, query
-        reply.error  # noqa: B018
+        assert_json_error(reply, 400, query)
 
 
 @pytest.mark.gen_test
@@ -235,8 +233,7 @@ async def test_editing_refuses_bad_changes_and_unknown_videos(api, admin_token):
                  {"title": {"$set": "x"}}, [], None):
         reply = await api.request("PATCH", f"/admin/videos/{video['id']}", json_body=body, token=token,
                                   body=b"" if body is None else None)
-        assert reply.status == 400, body
-        reply.error  # noqa: B018
+        assert_json_error(reply, 400, body)
     for bad_id in (str(ObjectId()), "nope", "0" * 25):
         reply = await api.request("PATCH", f"/admin/videos/{bad_id}", json_body={"title": "x"}, token=token)
         assert reply.status == 404, bad_id

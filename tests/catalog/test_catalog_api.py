@@ -8,7 +8,7 @@ import pytest
 from bson import ObjectId
 
 from services.catalog.cursors import CursorCodec
-from tests.support import SEEDED, TEST_SECRET, query_token
+from tests.support import SEEDED, TEST_SECRET, assert_json_error, query_token
 
 ITEM_FIELDS = {"id", "title", "description", "thumbnail_url", "playback_token", "play_url"}
 
@@ -96,8 +96,7 @@ async def test_paging_while_videos_are_added_repeats_and_skips_nothing(api, serv
 @pytest.mark.gen_test
 async def test_bad_parameters_are_400(api, query):
     reply = await api.get(f"/videos?{query}", token=await api.user())
-    assert reply.status == 400, query
-    reply.error  # noqa: B018
+    assert_json_error(reply, 400, query)
 
 
 @pytest.mark.gen_test
@@ -278,8 +277,7 @@ async def test_bad_progress_is_400(api, body, database):
     token = await api.user()
     video = (await api.dashboard(token))[0]
     reply = await api.request("PUT", f"/video/{video['id']}/progress", json_body=body, token=token)
-    assert reply.status == 400, body
-    reply.error  # noqa: B018
+    assert_json_error(reply, 400, body)
     assert await database["watch_history"].count_documents({}) == 0
 
 
@@ -394,5 +392,4 @@ async def test_a_progress_body_over_the_limit_is_413(api):
     video = (await api.dashboard(token))[0]
     reply = await api.request("PUT", f"/video/{video['id']}/progress", token=token,
                               json_body={"position_seconds": 1, "duration_seconds": 2, "pad": "x" * 70_000})
-    assert reply.status == 413
-    reply.error  # noqa: B018
+    assert_json_error(reply, 413)

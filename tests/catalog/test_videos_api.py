@@ -8,7 +8,7 @@ from bson import ObjectId
 
 from services.catalog.playback import PLAYBACK_SALT
 from services.catalog.videos import embed_url
-from tests.support import SEEDED, TEST_SECRET, query_token
+from tests.support import SEEDED, TEST_SECRET, assert_json_error, query_token
 
 EMBED_SHAPE = "https://www.youtube-nocookie.com/embed/{}?autoplay=0&controls=1&playsinline=1&enablejsapi=1"
 
@@ -123,8 +123,7 @@ async def test_stream_refuses_tampered_forged_and_foreign_tokens_with_401(api):
     ]
     for bad in bad_tokens:
         reply = await api.get(f"/video/{video['id']}/stream?token={bad}", token=token)
-        assert reply.status == 401, bad
-        reply.error  # noqa: B018
+        assert_json_error(reply, 401, bad)
 
 
 @pytest.mark.gen_test
@@ -231,8 +230,7 @@ async def test_play_errors_are_json_like_stream(api, database):
     ]
     for path, status in cases:
         reply = await api.get(path)
-        assert reply.status == status, path
-        reply.error  # noqa: B018
+        assert_json_error(reply, status, path)
     await api.post("/auth/logout", token=token)
     assert (await api.get(f"/video/{first['id']}/play?token={first['playback_token']}")).status == 401
 
@@ -270,5 +268,4 @@ async def test_a_whitespace_only_playback_token_is_an_invalid_token_not_a_missin
     token = await api.user()
     video = (await api.dashboard(token))[0]
     reply = await api.get(f"/video/{video['id']}/{route}?token=%20%20", token=token)
-    assert reply.status == 401
-    reply.error  # noqa: B018
+    assert_json_error(reply, 401)

@@ -38,9 +38,10 @@ class Reply:
         return body["error"]
 
 
-def assert_json_error(reply: Reply, status: int) -> str:
-    """``reply`` is a JSON error with this status; returns its sentence."""
-    assert reply.status == status, (reply.status, reply.body)
+def assert_json_error(reply: Reply, status: int, *context: object) -> str:
+    """``reply`` is a JSON error with this status (``context``, say the case of a loop, is shown
+    when it is not); returns its sentence."""
+    assert reply.status == status, (*context, reply.status, reply.body)
     assert reply.headers.get("Content-Type", "").startswith("application/json"), dict(reply.headers)
     return reply.error
 
