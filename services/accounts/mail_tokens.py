@@ -1,10 +1,11 @@
-"""Single-use tokens sent by mail, bound to an account and an address: the address
-verification link and the change-of-address confirmation.
+"""Single-use tokens sent by mail, bound to an account (and to addresses): the password
+reset link (password_reset.py), the address verification link and the change-of-address
+confirmation, each kind in its own collection.
 
-As reset tokens are (password_reset.py): 256 random bits, stored only as their SHA-256
-hash, removed by a TTL index once expired (and refused before that, since the TTL
-monitor runs only once a minute), and spent by the one atomic ``find_one_and_delete``
-that also checks them, so each works once however many confirmations race.
+256 random bits, stored only as their SHA-256 hash, removed by a TTL index once expired
+(and refused before that, since the TTL monitor runs only once a minute), and spent by the
+one atomic ``find_one_and_delete`` that also checks them, so each works once however many
+confirmations race.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import hashlib
 import secrets
 
 from services.common.clock import as_utc, utcnow
+from services.common.datastore import Database
 
 TOKEN_BYTES = 32
 
@@ -25,7 +27,7 @@ def _hash(token: str) -> str:
 class MailTokenStore:
     """One collection of outstanding tokens; one of the account's user data owners."""
 
-    def __init__(self, db, collection: str, ttl_seconds: int):
+    def __init__(self, db: Database, collection: str, ttl_seconds: int):
         self._tokens = db[collection]
         self._ttl = dt.timedelta(seconds=ttl_seconds)
 

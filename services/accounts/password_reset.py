@@ -5,30 +5,26 @@ account: on the request path there are only the throttles (the same for every em
 and a put on a bounded queue. Looking the account up, making the token and sending the
 mail happen afterwards, in a background task.
 
-The token is 256 random bits, stored only as its SHA-256 hash, valid
-``PASSWORD_RESET_TTL_SECONDS``, and spent by the one atomic ``find_one_and_delete`` that
-also checks it, so it works once however many confirmations race.
+The token is one of the mailed tokens (mail_tokens.py: 256 random bits, stored only as its
+SHA-256 hash, spent by the one atomic ``find_one_and_delete`` that also checks it, so it
+works once however many confirmations race), valid ``PASSWORD_RESET_TTL_SECONDS``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import hashlib
 import logging
-import secrets
 from email.message import EmailMessage
 
+from services.accounts.mail_tokens import MailTokenStore
 from services.accounts.throttle import PasswordResetThrottle
 from services.accounts.users import UserStore
 from services.common import validation
-from services.common.clock import as_utc, utcnow
 from services.common.datastore import Database
 from services.common.errors import FeatureUnavailable, NotAuthenticated
 
 log = logging.getLogger("app.accounts")
 
-TOKEN_BYTES = 32
 # Requests waiting for their mail. Past this (a flood), further ones are dropped, logged,
 # and still answered 202: the answer must not tell anything, and memory stays bounded.
 MAIL_QUEUE_SIZE = 200
@@ -37,42 +33,13 @@ INVALID_TOKEN = "This password reset link is invalid, has expired or was already
 UNAVAILABLE = "Password reset is not available."
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-class ResetTokenStore:
-    """Outstanding reset tokens; one of the account's user data owners."""
+class ResetTokenStore(MailTokenStore):
+    """Outstanding reset tokens, bound to an account only; one of the account's user data
+    owners. ``revoke`` (a password change, a reset, a change of address) ends every reset
+    link of the account."""
 
     def __init__(self, db: Database, ttl_seconds: int):
-        self._tokens = db["password_reset_tokens"]
-        self._ttl = dt.timedelta(seconds=ttl_seconds)
-
-    async def ensure_indexes(self) -> None:
-        await self._tokens.create_index("expires_at", expireAfterSeconds=0, name="expires_ttl")
-        await self._tokens.create_index("user_id", name="user_id")
-
-    async def create(self, user_id: str) -> str:
-        token = secrets.token_urlsafe(TOKEN_BYTES)
-        now = utcnow()
-        await self._tokens.insert_one({"_id": _hash(token), "user_id": user_id, "created_at": now,
-                                       "expires_at": now + self._ttl})
-        return token
-
-    async def spend(self, token: str) -> str | None:
-        """The user id the token was made for, if it is valid; it is valid no more."""
-        found = await self._tokens.find_one_and_delete({"_id": _hash(token)})
-        if found is None or as_utc(found["expires_at"]) <= utcnow():
-            return None
-        return found["user_id"]
-
-    async def revoke(self, user_id: str) -> None:
-        """Every outstanding reset link of the account stops working (a password change, a
-        reset, a change of address)."""
-        await self._tokens.delete_many({"user_id": user_id})
-
-    async def delete_user_data(self, user_id: str) -> None:
-        await self.revoke(user_id)
+        super().__init__(db, "password_reset_tokens", ttl_seconds)
 
 
 class PasswordResets:
@@ -107,7 +74,8 @@ class PasswordResets:
 
     async def confirm(self, body) -> None:
         fields = validation.validated(validation.RESET_CONFIRM, body)
-        user_id = await self._tokens.spend(fields["token"])
+        found = await self._tokens.spend(fields["token"])
+        user_id = None if found is None else found["user_id"]
         if user_id is None or not await self._users.set_password(user_id, fields["new_password"]):
             raise NotAuthenticated(INVALID_TOKEN)
         await self._tokens.revoke(user_id)  # any other link sent earlier dies too
