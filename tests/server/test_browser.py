@@ -43,7 +43,7 @@ def server():
 
 @pytest.fixture(scope="module")
 def base_url(server) -> str:
-    return f"http://{server.host}:{server.port}"
+    return server.base_url
 
 
 @pytest.fixture

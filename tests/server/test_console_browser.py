@@ -63,7 +63,7 @@ def verify_address(server, mail_dir: Path) -> None:
 
 @pytest.fixture(scope="module")
 def base_url(server) -> str:
-    return f"http://{server.host}:{server.port}"
+    return server.base_url
 
 
 def screenshot_directory(setting: str, temporary: Path) -> Path:
