@@ -13,11 +13,11 @@ from collections.abc import Coroutine, Iterator
 from concurrent.futures import Executor
 from typing import Any
 
-from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from seeds.loader import CATALOG_PATH, load_catalog, read_catalog
 from server.app import Services, VideoApp, build_services, make_http_server
+from server.connection import HTTPServer
 from tests.support.constants import HOST
 
 THREAD_CALL_TIMEOUT_SECONDS = 30
