@@ -266,7 +266,8 @@ class HTTPProtocol(asyncio.Protocol):
         self.in_message = False
         self.in_head = False
         self.head_data: bytes | None = None  # this head's bytes, when known (see data_received)
-        self.head_size = 0
+        self.head_size = 0  # of the URL and headers parsed
+        self.head_bytes = 0  # received while a head was being read
         self.url = b""
         self.headers = httputil.HTTPHeaders()
         # One timer for the idle, body and linger deadlines; moved lazily (see set_deadline).
@@ -325,9 +326,9 @@ class HTTPProtocol(asyncio.Protocol):
             self.push(HEAD_ERROR if not self.in_message or self.in_head else BODY_ERROR, error)
             self.parsing = False
         else:
-            if self.in_head:
-                self.head_size += len(data)
-                if self.head_size > 2 * self.server.max_header_size:  # never-ending: no need to be exact
+            if self.in_head:  # a head in several pieces; on_headers_complete measures it exactly
+                self.head_bytes += len(data)
+                if self.head_bytes > 2 * self.server.max_header_size:  # never-ending: no need to be exact
                     self.push(HEAD_ERROR, Refusal(HEAD_TOO_LARGE, "head too large"))
                     self.parsing = False
 
@@ -375,6 +376,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.in_message = True
         self.in_head = True
         self.head_size = 0
+        self.head_bytes = 0
         self.url = b""
         self.headers = httputil.HTTPHeaders()
 
@@ -650,14 +652,12 @@ class HTTPProtocol(asyncio.Protocol):
         self.set_deadline(self.loop.time() + LINGER_SECONDS)
 
     def close(self) -> None:
+        """Closes once what was written has been sent."""
         self.ending = True
         self.parsing = False
         self.events.clear()
         if not self.closed:
-            if self.transport.get_write_buffer_size():
-                self.transport.abort()  # a client that does not read does not hold us up
-            else:
-                self.transport.close()
+            self.transport.close()
 
     def set_deadline(self, when: float) -> None:
         """One timer per connection: armed at the earliest deadline, and on firing re-armed
@@ -747,6 +747,8 @@ class HTTPServer:
         while self.protocols:
             protocol = next(iter(self.protocols))
             protocol.close()
+            if protocol.transport.get_write_buffer_size():
+                protocol.transport.abort()  # a client that does not read does not hold us up
             await protocol.gone
 
     def can_keep_alive(self, start_line: httputil.RequestStartLine, headers: httputil.HTTPHeaders) -> bool:

@@ -109,7 +109,8 @@ async def test_a_malformed_request_after_a_good_one_is_refused_after_its_answer(
 
 @pytest.mark.parametrize("head", [
     b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n",
-    b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: %s\r\n" % (i, b"b" * 100) for i in range(700)) + b"\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: %s\r\n" % (i, b"b" * 100) for i in range(700))
+    + b"\r\n",
     b"GET /" + b"p" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
 ])
 @pytest.mark.gen_test
@@ -210,7 +211,7 @@ async def test_a_client_leaving_while_its_request_is_handled_releases_it_at_once
         return True
 
     monkeypatch.setattr(services.health, "database_answers", slow)
-    reader, writer = await open_raw_connection(base_url)
+    _, writer = await open_raw_connection(base_url)
     writer.write(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
     await asyncio.wait_for(answering.wait(), 10)
     assert app.inflight.count == 1
@@ -281,5 +282,19 @@ async def test_head_and_304_answers_have_no_body(plain_server):
         assert not_modified.startswith(b"HTTP/1.1 304") and b"Transfer-Encoding" not in not_modified
         writer.write(b"GET /cached HTTP/1.1\r\nHost: x\r\n\r\n")  # nothing was left between them
         assert (await _read_response(reader))[2] == b"the same"
+    finally:
+        writer.close()
+
+
+@pytest.mark.gen_test
+async def test_a_head_within_the_limit_may_arrive_in_pieces(http_server, base_url):
+    reader, writer = await open_raw_connection(base_url)
+    try:
+        for piece in (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 40_000, b"\r\nX-B: " + b"b" * 20_000,
+                      b"\r\n\r\n"):
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.05)
+        assert (await _read_response(reader))[0] == 200
     finally:
         writer.close()
