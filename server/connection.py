@@ -480,7 +480,7 @@ class HTTPProtocol(asyncio.Protocol):
             if length is not None and length > request.max_body_size and not request.write_started:
                 self.refuse(BAD_REQUEST, "Content-Length too long")
                 return
-        if not request.read_finished:
+        if not request.read_finished and ("Content-Length" in headers or "Transfer-Encoding" in headers):
             if headers.get("Expect") == "100-continue" and not request.write_finished:
                 self.write(CONTINUE)
             if request.body_timeout is not None:
@@ -557,7 +557,9 @@ class HTTPProtocol(asyncio.Protocol):
     def body_failed(self, error: Exception) -> None:
         """A body the parser refused, after its head went to the handler."""
         request = self.request
-        assert request is not None
+        if request is None:
+            self.refuse(BAD_REQUEST, str(error))
+            return
         request.body_unreadable = True
         if request.write_finished:
             self.log_malformed(str(error))
