@@ -359,6 +359,7 @@ class HTTPProtocol(asyncio.Protocol):
         request, self.request = self.request, None
         if request is not None:
             self.tell_closed(request)
+            request.delegate = None
         waiters, self.drain_waiters = self.drain_waiters, []
         for waiter in waiters:
             if not waiter.done():
@@ -525,6 +526,7 @@ class HTTPProtocol(asyncio.Protocol):
             self.linger()
         elif request.read_finished:
             self.request = None
+            request.delegate = None  # its handler and this connection no longer hold each other
             if not request.keep_alive:
                 self.close()
                 return

@@ -298,3 +298,17 @@ async def test_a_head_within_the_limit_may_arrive_in_pieces(http_server, base_ur
         assert (await _read_response(reader))[0] == 200
     finally:
         writer.close()
+
+
+@pytest.mark.gen_test(timeout=60)
+async def test_a_large_answer_to_a_slow_reader_arrives_whole_and_the_connection_stays(http_server, base_url):
+    """The writes wait for the transport to take more (pause_writing / resume_writing)."""
+    reader, writer = await open_raw_connection(base_url)
+    try:
+        for _ in range(2):
+            writer.write(b"GET /docs/swagger-ui-bundle.js HTTP/1.1\r\nHost: x\r\n\r\n")
+            await asyncio.sleep(0.5)  # the answer piles up behind a reader that does not read
+            status, headers, body = await _read_response(reader)
+            assert status == 200 and len(body) == int(headers["content-length"]) > 1_000_000
+    finally:
+        writer.close()
