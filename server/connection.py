@@ -179,7 +179,10 @@ class RequestConnection(httputil.HTTPConnection):
         if http11 and not self.keep_alive:
             headers["Connection"] = "close"
         if not http11 and self.keep_alive:  # an HTTP/1.0 client that asked for keep-alive
-            headers["Connection"] = "Keep-Alive"
+            if "Content-Length" in headers or request.method == "HEAD" or code in (204, 304):
+                headers["Connection"] = "Keep-Alive"
+            else:
+                self.keep_alive = False  # no chunks in HTTP/1.0: the connection's end is the body's
         if self.chunking_output:
             headers["Transfer-Encoding"] = "chunked"
         if request.method == "HEAD" or code == 304:
@@ -542,7 +545,9 @@ class HTTPProtocol(asyncio.Protocol):
             self.refuse(error.answer, str(error))
             return
         head = self.complete_head()
-        if head is not None and b"content-length" in head.lower():
+        # llhttp's words for them: "Invalid character in Content-Length", "Empty Content-Length",
+        # "Duplicate Content-Length", "Transfer-Encoding can't be present with Content-Length".
+        if head is not None and "Content-Length" in str(error):
             try:
                 text = head.decode("latin1").lstrip("\r\n")
                 eol = text.find("\n")

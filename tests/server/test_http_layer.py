@@ -312,3 +312,28 @@ async def test_a_large_answer_to_a_slow_reader_arrives_whole_and_the_connection_
             assert status == 200 and len(body) == int(headers["content-length"]) > 1_000_000
     finally:
         writer.close()
+
+
+@pytest.mark.gen_test
+async def test_an_answer_of_unknown_length_to_http_1_0_ends_with_the_connection_even_if_kept_alive(plain_server):
+    reader, writer = await open_raw_connection(plain_server)
+    try:
+        writer.write(b"GET /streamed HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert b"Keep-Alive" not in head
+        assert await asyncio.wait_for(reader.read(), 10) == b"first,second"
+    finally:
+        writer.close()
+
+
+@pytest.mark.gen_test
+async def test_two_content_lengths_are_explained_by_the_handler_and_the_connection_closes(http_server, base_url):
+    reader, writer = await open_raw_connection(base_url)
+    try:
+        writer.write(b"POST /auth/signup HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!")
+        status, headers, body = await _read_response(reader)
+        assert status == 400 and headers["connection"] == "close"
+        assert "one whole number" in json.loads(body)["error"]
+        assert await _closed(reader)
+    finally:
+        writer.close()
