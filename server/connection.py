@@ -27,12 +27,14 @@ What a connection does, as Tornado's did unless said:
   side is shut after the answer and what the client still sends is read and dropped for at
   most ``LINGER_SECONDS`` and ``LINGER_MAX_BYTES``, so that a client that writes its whole
   body before reading still reads the answer instead of a reset.
-- **Framing the parser refuses** (a ``Content-Length`` that is not one plain number, one
-  beside a ``Transfer-Encoding``, another coding than chunked): the request's head is parsed
-  again with Tornado's public parsers and given to the Application with its body unreadable,
-  so that the handler's JSON 400 says what was wrong; other malformed requests get a JSON 400
+- **Framing the parser refuses**: a ``Content-Length`` that is not one plain number, or one
+  beside a ``Transfer-Encoding``, stops llhttp inside the head; that head is parsed again with
+  Tornado's public parsers and given to the Application with its body unreadable, so that the
+  handler's JSON 400 says what was wrong (a coding other than chunked stops it after the head,
+  which the handler has then had already). Other malformed requests, and a refused head not
+  yet whole when refused or read right behind another request, get the layer's JSON 400
   (431 for a head over ``max_header_size``) and the connection closes. Each is logged
-  ("Malformed HTTP message from ...", through server/logs.py's redaction).
+  ("Malformed HTTP message from ...", with the head, through server/logs.py's redaction).
 - **Limits**: at most ``max_connections`` open (past it a connection is accepted and closed at
   once, and counted: server/metrics.py); the head must arrive within ``idle_connection_timeout``
   of the connection becoming idle (a client dribbling its headers is cut off), the body within
