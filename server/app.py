@@ -10,7 +10,6 @@ from concurrent.futures import Executor
 from typing import Any
 
 import tornado.web
-from tornado.httpserver import HTTPServer
 
 from handlers.accounts import (
     AppleSignInHandler,
@@ -51,7 +50,7 @@ from handlers.sessions import (
     SessionsHandler,
 )
 from server.config import Config
-from server.connection import EarlyAnswerHTTPServer
+from server.connection import HTTPServer
 from server.logs import AccessLog
 from server.looplag import LoopLagMonitor
 from server.metrics import ConnectionCounts, Metrics
@@ -363,7 +362,7 @@ def make_http_server(app: VideoApp) -> HTTPServer:
     """The HTTP server with the limits that keep slow or oversized requests from tying it up.
     Handlers enforce MAX_BODY_BYTES themselves (a JSON 413, without keeping the body)."""
     config = app.config
-    return EarlyAnswerHTTPServer(
+    return HTTPServer(
         app,
         max_connections=connection_cap(config.max_connections),
         connections=app.connections,

@@ -90,5 +90,7 @@ def test_uvloop_is_pinned_where_it_installs_and_the_peer_stays_out_of_the_servic
                         service["uvloop"])
     bench_only = _pins(REPO_ROOT / "bench" / "requirements.txt")
     assert {"fastapi", "uvicorn", "httptools"} <= set(bench_only)
-    for name in ("fastapi", "uvicorn", "httptools", "starlette"):  # the peer's, never the service's
+    for name in ("fastapi", "uvicorn", "starlette"):  # the peer's, never the service's
         assert name not in service and name not in _pins(REPO_ROOT / "requirements-dev.txt")
+    # The HTTP parser is both's (server/connection.py, and uvicorn's): one version.
+    assert service["httptools"] == bench_only["httptools"]

@@ -1,66 +1,26 @@
-"""Tornado's internals in one guarded place (server/connection.py): the copies of Tornado's
-code match the installed Tornado's own, every private name it uses exists there and is used
-nowhere else, start-up refuses another Tornado; and the cap on open connections."""
+"""Tornado through its public interfaces only: the HTTP layer (server/connection.py) serves
+the Application as an ``HTTPServerConnectionDelegate`` with its own ``HTTPConnection``, and no
+module uses a private Tornado name; and the cap on open connections."""
 
 from __future__ import annotations
 
 import ast
 import http.client
-import inspect
 import re
 import socket
-import textwrap
 import time
 from pathlib import Path
 
-import pytest
 import tornado
 
-from server.app import DESCRIPTOR_MARGIN, connection_cap, make_http_server
-from server.config import ConfigError
-from server.connection import COPIED_FROM_TORNADO, TORNADO_PRIVATE_NAMES, VALIDATED_TORNADO, check_tornado_version
+from server.app import DESCRIPTOR_MARGIN, connection_cap
 from tests.support import HOST, REPO_ROOT, ServerProcess
 
-ADAPTER = REPO_ROOT / "server" / "connection.py"
 TORNADO_DIR = Path(tornado.__file__).parent
 # The Tornado modules whose objects this code touches (handlers, the application, the HTTP
 # server and its connections, streams, headers, routing, the loop).
 TORNADO_MODULES = ("web", "httpserver", "http1connection", "tcpserver", "iostream", "httputil", "netutil",
                    "routing", "ioloop")
-
-
-def normalised(function) -> str:
-    """The function's code without its name, annotations, docstring, comments or layout."""
-    node = ast.parse(textwrap.dedent(inspect.getsource(function))).body[0]
-    node.name = "f"
-    node.returns = None
-    for arg in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs):
-        arg.annotation = None
-    body = node.body
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
-        node.body = body[1:]
-    return ast.unparse(node)
-
-
-@pytest.mark.parametrize("copied", COPIED_FROM_TORNADO, ids=lambda c: c.theirs.__qualname__)
-def test_each_copy_is_the_installed_tornados_code_with_its_declared_edits(copied):
-    expected = normalised(copied.theirs)
-    for original, ours in copied.edits:
-        assert original in expected, f"Tornado's {copied.theirs.__qualname__} no longer has {original!r}"
-        expected = expected.replace(original, ours)
-    assert normalised(copied.ours) == expected, (
-        f"Tornado's {copied.theirs.__qualname__} changed since server/connection.py copied it")
-
-
-def test_the_comparison_sees_an_edit_that_is_not_declared():
-    for copied in COPIED_FROM_TORNADO:
-        assert normalised(copied.ours) != normalised(copied.theirs)
-
-
-def test_every_private_name_the_adapter_declares_is_in_the_installed_tornado():
-    source = "\n".join((TORNADO_DIR / f"{module}.py").read_text(encoding="utf-8")
-                       for module in ("http1connection", "httpserver"))
-    assert [name for name in sorted(TORNADO_PRIVATE_NAMES) if not re.search(rf"\b{name}\b", source)] == []
 
 
 def _private_names_used(path: Path) -> set[str]:
@@ -71,26 +31,6 @@ def _private_names_used(path: Path) -> set[str]:
         if name and name.startswith("_") and not name.startswith("__"):
             names.add(name)
     return names
-
-
-def _names_defined(path: Path) -> set[str]:
-    """What the file defines itself: functions, classes, class attributes, ``self.x = ...``."""
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            for target in (node.targets if isinstance(node, ast.Assign) else [node.target]):
-                if isinstance(target, ast.Name):
-                    names.add(target.id)
-    return names
-
-
-def test_the_adapter_declares_every_private_tornado_name_it_uses():
-    """Read, imported or overridden: each is in TORNADO_PRIVATE_NAMES (and its own
-    private names are none of Tornado's)."""
-    used = (_private_names_used(ADAPTER) | _names_defined(ADAPTER)) & tornado_private_names()
-    assert used == TORNADO_PRIVATE_NAMES
 
 
 def tornado_private_names() -> set[str]:
@@ -104,28 +44,25 @@ def tornado_private_names() -> set[str]:
     return names
 
 
-def test_no_private_tornado_name_outside_the_adapter():
+def test_the_check_knows_tornados_private_names():
+    assert {"_HTTPRequestContext", "_read_body", "_server_request_loop", "_connections"} <= tornado_private_names()
+
+
+def test_no_private_tornado_name_anywhere():
+    """Not even in the HTTP layer: a Tornado upgrade cannot break it from underneath."""
     private = tornado_private_names()
-    assert TORNADO_PRIVATE_NAMES <= private
     found = [f"{path.relative_to(REPO_ROOT)}: {name}"
              for folder in ("server", "handlers", "tests", "bench")  # services/ never imports tornado
-             for path in sorted((REPO_ROOT / folder).rglob("*.py")) if path != ADAPTER
+             for path in sorted((REPO_ROOT / folder).rglob("*.py"))
              for name in sorted(_private_names_used(path) & private)]
     assert found == []
 
 
-def test_start_up_refuses_a_tornado_other_than_the_validated_one(app, monkeypatch):
-    check_tornado_version()  # the installed one passes
-    with pytest.raises(ConfigError, match=r"tornado==6\.6\.1 .* but 9\.9\.9 is installed"):
-        check_tornado_version(installed="9.9.9")
-    monkeypatch.setattr(tornado, "version", "9.9.9")
-    with pytest.raises(ConfigError, match=r"9\.9\.9 is installed"):
-        make_http_server(app)
-
-
-def test_requirements_pin_the_validated_tornado():
-    pins = re.findall(r"^tornado==(\S+)", (REPO_ROOT / "requirements.txt").read_text(encoding="utf-8"), re.M)
-    assert pins == [VALIDATED_TORNADO] == [tornado.version]
+def test_the_http_layer_imports_only_tornados_public_modules():
+    source = (REPO_ROOT / "server" / "connection.py").read_text(encoding="utf-8")
+    imported = {node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)}
+    assert {name for name in imported if name and name.startswith("tornado")} <= {
+        "tornado", "tornado.httputil", "tornado.ioloop", "tornado.log", "tornado.netutil", "tornado.iostream"}
 
 
 # ----- MAX_CONNECTIONS --------------------------------------------------------------------

@@ -13,11 +13,12 @@ from collections.abc import Coroutine, Iterator
 from concurrent.futures import Executor
 from typing import Any
 
-from tornado.httpserver import HTTPServer
+import tornado.httpserver
 from tornado.netutil import bind_sockets
 
 from seeds.loader import CATALOG_PATH, load_catalog, read_catalog
 from server.app import Services, VideoApp, build_services, make_http_server
+from server.connection import HTTPServer
 from tests.support.constants import HOST
 
 THREAD_CALL_TIMEOUT_SECONDS = 30
@@ -41,14 +42,16 @@ def listen(app: VideoApp) -> tuple[HTTPServer, int]:
     return server, sockets[0].getsockname()[1]
 
 
-async def close_server(server: HTTPServer) -> None:
+async def close_server(server: HTTPServer | tornado.httpserver.HTTPServer) -> None:
     server.stop()
     await server.close_all_connections()
 
 
-async def serve_until_signalled(server: HTTPServer, port: int, backlog: int = 128) -> None:
+async def serve_until_signalled(server: HTTPServer | tornado.httpserver.HTTPServer, port: int,
+                                backlog: int = 128) -> None:
     """Serves on 127.0.0.1:``port`` until SIGTERM or SIGINT (a server program's main,
-    such as the bench's ceiling app), with ``backlog`` as its listen backlog."""
+    such as the bench's ceiling app, on Tornado's own HTTP server), with ``backlog`` as its
+    listen backlog."""
     server.listen(port, address=HOST, backlog=backlog)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
