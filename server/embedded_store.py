@@ -12,7 +12,16 @@ patches give the embedded store the same shape of cost:
   plays' rollups look up a batch's viewer records this way);
 - ``find_one`` with such a filter (what every authenticated request and every playback
   check does) goes straight to that document, then through the same filter, projection
-  and time-zone steps as mongomock's own path, without building a cursor around it;
+  and time-zone steps as mongomock's own path, without building a cursor around it; a
+  projection that keeps named top-level fields copies only those (in the document's order,
+  ``_id`` first, as MongoDB answers), not the whole document;
+- ``find_one_and_update`` with a filter of plain equalities (strings, ObjectIds, a plain
+  ``_id``) and one ``$set`` of plain values (a progress report's write to its history
+  entry) finds the first match in one pass and sets the fields in place, instead of
+  mongomock's cursor, its deep copy of the document, its update engine and a second read
+  by ``_id``; an upsert is inserted as MongoDB builds it (``_id``, the filter's equalities,
+  the ``$set``) through the flat insert below, and a unique index the ``$set`` touches is
+  checked (and the change rolled back) as mongomock does;
 - expired documents are swept at most once per ``TTL_SWEEP_SECONDS``, not on every access,
   and each sweep checks at most ``TTL_SWEEP_DOCUMENTS`` documents (the next slice of a pass).
   Expiry is checked on every read anyway (services/accounts/sessions.py, throttle.py), as it must
@@ -62,6 +71,7 @@ from mongomock.collection import BulkOperationBuilder, Collection
 from mongomock.filtering import filter_applies
 from mongomock.store import CollectionStore
 from mongomock_motor import AsyncMongoMockClient, AsyncMongoMockCollection
+from pymongo import ReturnDocument
 
 from server.config import ConfigError
 
@@ -131,6 +141,26 @@ def _as_returned(value):
     return value
 
 
+def _included_fields(projection: object) -> frozenset | None:
+    """The fields an inclusion projection of top-level fields (``{"title": 1, ...}``, with
+    ``"_id": 0`` or 1 or nothing) keeps, or None for any other projection."""
+    if type(projection) is not dict or not projection:
+        return None
+    included = {"_id"}
+    for key, value in projection.items():
+        if type(value) not in (int, bool):
+            return None
+        if key == "_id":
+            if not value:
+                included.discard("_id")
+        elif value == 1 and type(key) is str and key and not key.startswith("$") and "." not in key:
+            included.add(key)
+        else:
+            return None
+    named = len(included) - ("_id" in included)
+    return frozenset(included) if named == len(projection) - ("_id" in projection) and named else None
+
+
 def _find_one_by_id(original):
     def find_one(self, filter=None, *args, **kwargs):
         key = _plain_id(filter)
@@ -150,6 +180,10 @@ def _find_one_by_id(original):
         projection = kwargs.get("projection")
         if projection is None:
             return _as_returned(document)
+        included = _included_fields(projection)
+        if included is not None:
+            # The named top-level fields in the document's order, _id first, as MongoDB answers.
+            return _as_returned({key: value for key, value in document.items() if key in included})
         # _copy_only_fields consumes the projection it is given: hand it a copy.
         fields = dict(projection) if isinstance(projection, dict) else projection
         return _as_returned(self._copy_only_fields(document, fields, dict))
@@ -199,6 +233,110 @@ def _insert_flat_documents(original: Callable[..., Any]) -> Callable[..., Any]:
     _insert.patched_for_flat_documents = True  # type: ignore[attr-defined]
     _insert.__wrapped__ = original  # type: ignore[attr-defined]
     return _insert
+
+
+# What an equality of a simple filter (``{"user_id": "u1", "video_id": oid}``) may compare with.
+_EQUALS = (str, ObjectId)
+_NO_VALUE = object()
+
+
+def _plain_field(key: object) -> bool:
+    """A top-level field name, as a filter or ``$set`` may name it without further meaning."""
+    return type(key) is str and bool(key) and key != "_id" and not key.startswith("$") and "." not in key \
+        and "\0" not in key
+
+
+def _equalities(filter: object) -> dict | None:
+    """A filter of plain equalities only (string or ObjectId values, plain field names, an
+    ``_id`` of a plain value), or None."""
+    if type(filter) is not dict or not filter:
+        return None
+    for key, value in filter.items():
+        if key == "_id":
+            if _plain_id(filter) is None:
+                return None
+        elif not (_plain_field(key) and type(value) in _EQUALS):
+            return None
+    return filter
+
+
+def _first_match(store: CollectionStore, filter: dict) -> dict | None:
+    """The first stored document (in the store's order, as mongomock's scan finds it) that
+    ``filter``, a filter of plain equalities, matches. A stored value of the same plain type
+    is compared here; any other (an array that may contain the value...) by mongomock's own
+    ``filter_applies``."""
+    key = filter.get("_id", _NO_VALUE)
+    if key is not _NO_VALUE:
+        document = store._documents.get(key)
+        candidates: Any = () if document is None else (document,)
+    else:
+        candidates = store._documents.values()
+    for document in candidates:
+        for field, value in filter.items():
+            stored = document.get(field, _NO_VALUE)
+            if type(stored) is type(value):
+                if stored != value:
+                    break
+            elif stored is _NO_VALUE or type(stored) in _SHARED or not filter_applies({field: value}, document):
+                break
+        else:
+            return document
+    return None
+
+
+def _plain_set(update: object) -> dict | None:
+    """The fields of an update that is one ``$set`` of plain values to plain top-level fields
+    (what a progress report writes), or None."""
+    if type(update) is not dict or len(update) != 1:
+        return None
+    fields = update.get("$set")
+    if type(fields) is not dict or not fields:
+        return None
+    if all(_plain_field(key) and type(value) in _FLAT for key, value in fields.items()):
+        return fields
+    return None
+
+
+def _find_one_and_set(original: Callable[..., Any]) -> Callable[..., Any]:
+    def find_one_and_update(self: Collection, filter: Any, update: Any, projection: Any = None, sort: Any = None,
+                            upsert: bool = False, return_document: Any = ReturnDocument.BEFORE, **kwargs: Any) -> Any:
+        # Only the plain form: equalities, one $set of plain values, no projection, sort,
+        # session or other option, on a tz-aware client. Anything else: mongomock's own path.
+        fields = _plain_set(update)
+        if fields is None or kwargs or projection is not None or sort is not None \
+                or _equalities(filter) is None or not self.codec_options.tz_aware:
+            return original(self, filter, update, projection, sort, upsert, return_document, **kwargs)
+        BSON.encode(fields)  # what the driver would refuse (an integer out of range), refused here too
+        store = self._store
+        store._remove_expired_documents()
+        document = _first_match(store, filter)
+        after = return_document is ReturnDocument.AFTER
+        if document is None:
+            if not upsert:
+                return None
+            # As MongoDB builds an upserted document: _id first, the filter's equalities, then the $set.
+            inserted = {"_id": filter["_id"] if "_id" in filter else ObjectId(), **filter, **fields}
+            object_id = self._insert(inserted)  # the flat insert: unique indexes checked, datetimes stored
+            return _as_returned(store._documents[object_id]) if after else None
+        before = None if after else _as_returned(document)
+        changes = {key: _stored_datetime(value) if type(value) is datetime else value for key, value in fields.items()}
+        unique_fields = {name for index in store.indexes.values() if index.get("unique") for name, _ in index["key"]}
+        if unique_fields.isdisjoint(changes):
+            document.update(changes)  # mongomock, too, changes the stored document in place
+        else:
+            snapshot = dict(document)
+            document.update(changes)
+            try:
+                self._ensure_uniques(document)
+            except Exception:
+                document.clear()
+                document.update(snapshot)  # the rollback mongomock makes
+                raise
+        return _as_returned(document) if after else before
+
+    find_one_and_update.patched_for_plain_sets = True  # type: ignore[attr-defined]
+    find_one_and_update.__wrapped__ = original  # type: ignore[attr-defined]
+    return find_one_and_update
 
 
 def _sweep_now_and_then(original):
@@ -266,6 +404,8 @@ def _patch_mongomock() -> None:
         Collection._iter_documents = _iter_documents_by_id(Collection._iter_documents)  # type: ignore[method-assign]
     if not getattr(Collection._insert, "patched_for_flat_documents", False):
         Collection._insert = _insert_flat_documents(Collection._insert)  # type: ignore[method-assign]
+    if not getattr(Collection.find_one_and_update, "patched_for_plain_sets", False):
+        Collection.find_one_and_update = _find_one_and_set(Collection.find_one_and_update)  # type: ignore[method-assign]
     if not getattr(Collection.find_one, "patched_for_id_lookups", False):
         Collection.find_one = _find_one_by_id(Collection.find_one)  # type: ignore[method-assign]
     if not getattr(CollectionStore._remove_expired_documents, "patched_for_sweeps", False):

@@ -42,6 +42,11 @@ QUERIES = [
     ({"_id": VIDEO_ID}, {"title": 1, "is_active": 1}),
     ({"_id": VIDEO_ID}, {"nested": 0}),
     ({"_id": VIDEO_ID, "is_active": True}, {"_id": 0, "title": 1}),
+    ({"_id": "session-1"}, {"user_id": 1, "expires_at": 1, "missing": 1}),  # top-level fields kept
+    ({"_id": "session-1"}, {"tags": True, "_id": 1}),
+    ({"_id": "session-1"}, {"_id": 0}),
+    ({"_id": VIDEO_ID}, {"nested.when": 1}),
+    ({"_id": VIDEO_ID}, {"title": 2}),
     ({"_id": 7}, None),
     ({"_id": 7.0}, None),
     ({"_id": "missing"}, None),
@@ -94,6 +99,13 @@ def test_a_returned_document_is_a_copy(collection):
     again = collection.find_one({"_id": "session-1"})
     assert again["user_id"] == "u1"
     assert again["tags"][1]["b"] == NOW.replace(microsecond=123000)
+
+
+def test_kept_fields_come_in_the_documents_order_id_first_and_are_copies(collection):
+    found = collection.find_one({"_id": "session-1"}, projection={"tags": 1, "user_id": 1})
+    assert list(found) == ["_id", "user_id", "tags"]  # as MongoDB answers an inclusion projection
+    found["tags"][1]["b"] = None
+    assert collection.find_one({"_id": "session-1"}, projection={"tags": 1})["tags"][1]["b"] is not None
 
 
 def test_the_caller_projection_is_left_as_it_was(collection):
@@ -275,3 +287,75 @@ def test_a_ttl_sweep_checks_one_slice_and_a_pass_removes_what_mongomock_removes(
         if sweep == 0:
             assert len(sliced._documents) > len(original._documents)  # one slice only
     assert set(sliced._documents) == set(original._documents)
+
+
+# find_one_and_update with a filter of equalities and one $set (a progress report): the
+# patched path against mongomock's own, on the same data, answer and stored documents alike.
+HISTORY = [
+    {"_id": ObjectId(), "user_id": "u1", "video_id": VIDEO_ID, "position_seconds": 1.0, "updated_at": NOW},
+    {"_id": ObjectId(), "user_id": ["u2", "u3"], "video_id": VIDEO_ID, "position_seconds": 2.0},  # an array
+    {"_id": "s", "user_id": "u4", "video_id": str(VIDEO_ID), "n": 1},  # a string, not the ObjectId
+]
+LATER = NOW + dt.timedelta(seconds=30)
+FIND_AND_SETS = [
+    ({"user_id": "u1", "video_id": VIDEO_ID}, {"$set": {"position_seconds": 5.5, "updated_at": LATER}}, {}),
+    ({"user_id": "u1", "video_id": VIDEO_ID}, {"$set": {"position_seconds": 5.5, "done": True}},
+     {"return_document": True}),
+    ({"user_id": "u3", "video_id": VIDEO_ID}, {"$set": {"position_seconds": 3.0}}, {}),  # matches in the array
+    ({"user_id": "u4", "video_id": VIDEO_ID}, {"$set": {"position_seconds": 3.0}}, {}),  # no match: the type differs
+    ({"user_id": "u9", "video_id": VIDEO_ID}, {"$set": {"position_seconds": 3.0, "updated_at": LATER}},
+     {"upsert": True}),
+    ({"user_id": "u9", "video_id": VIDEO_ID}, {"$set": {"position_seconds": 3.0}},
+     {"upsert": True, "return_document": True}),
+    ({"_id": "s", "user_id": "u4"}, {"$set": {"n": 2}}, {"return_document": True}),
+    ({"_id": "new"}, {"$set": {"n": 2}}, {"upsert": True}),
+    ({"user_id": "u1"}, {"$set": {"user_id": "u4", "video_id": str(VIDEO_ID)}}, {}),  # a duplicate key
+    ({"user_id": "u9", "video_id": str(VIDEO_ID)}, {"$set": {"n": 3}}, {"upsert": True}),  # still unique
+    ({"user_id": "u4", "video_id": str(VIDEO_ID)}, {"$set": {"user_id": "u5"}}, {}),  # still unique
+    # Not the plain form: mongomock's own path.
+    ({"user_id": "u1"}, {"$set": {"position_seconds": 5.5}, "$inc": {"n": 1}}, {}),
+    ({"user_id": {"$in": ["u1"]}}, {"$set": {"tags": ["a"]}}, {}),
+    ({"user_id": "u1"}, {"$set": {"a.b": 1}}, {"projection": {"user_id": 1}}),
+]
+
+
+def _find_and_set_both_ways(query: dict, update: dict, options: dict) -> list:
+    embedded_client()
+    found = []
+    for find_and_set in (Collection.find_one_and_update, Collection.find_one_and_update.__wrapped__):
+        history = mongomock.MongoClient(tz_aware=True)["embedded_store_test"]["history"]
+        history.create_index([("user_id", 1), ("video_id", 1)], unique=True)
+        history.insert_many([dict(d) for d in HISTORY])
+        try:
+            answer = find_and_set(history, dict(query), {op: dict(v) for op, v in update.items()}, **options)
+        except Exception as error:  # compared, not judged
+            answer = (type(error), str(error))
+        stored = [{k: v for k, v in doc.items() if k != "_id" or not isinstance(v, ObjectId)}
+                  for doc in history.find({}, sort=[("user_id", 1), ("n", 1)])]
+        if isinstance(answer, dict) and isinstance(answer.get("_id"), ObjectId) and "u9" in str(answer):
+            answer = {k: v for k, v in answer.items() if k != "_id"}  # an upserted one: a new ObjectId each way
+        found.append((answer, stored))
+    return found
+
+
+def test_the_plain_find_and_set_is_in_place():
+    embedded_client()
+    assert getattr(Collection.find_one_and_update, "patched_for_plain_sets", False)
+
+
+@pytest.mark.parametrize(("query", "update", "options"), FIND_AND_SETS)
+def test_a_find_and_set_answers_and_stores_as_mongomock_does(query, update, options):
+    patched, original = _find_and_set_both_ways(query, update, options)
+    assert patched == original
+
+
+def test_an_upserted_entry_has_its_id_first_and_answers_are_copies():
+    embedded_client()
+    history = mongomock.MongoClient(tz_aware=True)["embedded_store_test"]["ordered"]
+    history.find_one_and_update({"user_id": "u1", "video_id": VIDEO_ID}, {"$set": {"at": NOW}}, upsert=True)
+    stored = history.find_one({"user_id": "u1"})
+    assert list(stored) == ["_id", "user_id", "video_id", "at"]  # as MongoDB orders an upserted document
+    before = history.find_one_and_update({"user_id": "u1"}, {"$set": {"at": LATER}})
+    assert before["at"] == NOW.replace(microsecond=123000) and before["at"].tzinfo is not None
+    before["at"] = None
+    assert history.find_one({"user_id": "u1"})["at"] == LATER.replace(microsecond=123000)
