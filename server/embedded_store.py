@@ -9,7 +9,15 @@ patches give the embedded store the same shape of cost:
 
 - a query whose filter pins ``_id`` to a plain value, or to ``$in`` a list of them, reads
   those documents (and still applies the whole filter to each), instead of scanning (the
-  plays' rollups look up a batch's viewer records this way);
+  plays' rollups look up a batch's viewer records this way); one of plain equalities only
+  (``{"is_active": True}``: strings, ObjectIds, booleans) compares them in one pass, falling
+  back to mongomock's matcher only for a stored value of another kind (an array...);
+- a cursor's documents (``find().sort().limit()``: a page of the catalog) are sorted with
+  Python's own comparison when every sort field holds values of one type that it orders as
+  BSON does (strings, ObjectIds, datetimes, integers), kept fields of an inclusion projection
+  are picked without mongomock's projection engine, and each document is copied once (with
+  its datetimes made aware), not copied by the projection and again by the cursor; the page
+  is sliced once, not once per document handed out;
 - ``find_one`` with such a filter (what every authenticated request and every playback
   check does) goes straight to that document, then through the same filter, projection
   and time-zone steps as mongomock's own path, without building a cursor around it; a
@@ -58,6 +66,7 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata
+import operator
 import re
 import time
 from collections.abc import Callable
@@ -67,7 +76,7 @@ from typing import Any
 
 from bson import BSON, ObjectId
 from mongomock import helpers
-from mongomock.collection import BulkOperationBuilder, Collection
+from mongomock.collection import BulkOperationBuilder, Collection, Cursor
 from mongomock.filtering import filter_applies
 from mongomock.store import CollectionStore
 from mongomock_motor import AsyncMongoMockClient, AsyncMongoMockCollection
@@ -84,6 +93,9 @@ _PLAIN_IDS = (str, int, ObjectId)
 _SHARED = frozenset({str, int, float, bool, type(None), bytes, ObjectId})
 # What the fields of a document inserted by the flat path may hold.
 _FLAT = _SHARED | {datetime}
+# Projections seen (tuple of their items) -> the fields they keep, or None: a bounded memo.
+_INCLUDED: dict[tuple, frozenset | None] = {}
+_INCLUDED_KEPT = 256
 
 
 def _iter_documents_by_id(original):
@@ -102,6 +114,10 @@ def _iter_documents_by_id(original):
             rest = {field: condition for field, condition in filter.items() if field != "_id"}
             found = (self._store._documents.get(k) for k in dict.fromkeys(keys))
             return iter([document for document in found if document is not None and filter_applies(rest, document)])
+        if _equalities(filter) is not None:
+            store = self._store
+            store._remove_expired_documents()
+            return iter([document for document in store._documents.values() if _matches(filter, document)])
         return original(self, filter)
 
     iter_documents.patched_for_id_lookups = True  # type: ignore[attr-defined]
@@ -132,8 +148,9 @@ def _as_returned(value):
     mongomock's ``_copy_field`` and ``make_datetime_timezone_aware_in_document`` do in
     two passes. Every other BSON value is immutable and is shared."""
     if isinstance(value, dict):
-        # Most fields are scalars: the type test inline saves a call for each.
-        return {key: item if type(item) in _SHARED else _as_returned(item) for key, item in value.items()}
+        # Most fields are scalars, then datetimes: the type tests inline save a call for each.
+        return {key: item if type(item) in _SHARED else item.replace(tzinfo=helpers.utc) if type(item) is datetime
+                else _as_returned(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [item if type(item) in _SHARED else _as_returned(item) for item in value]
     if isinstance(value, datetime):
@@ -143,9 +160,24 @@ def _as_returned(value):
 
 def _included_fields(projection: object) -> frozenset | None:
     """The fields an inclusion projection of top-level fields (``{"title": 1, ...}``, with
-    ``"_id": 0`` or 1 or nothing) keeps, or None for any other projection."""
+    ``"_id": 0`` or 1 or nothing) keeps, or None for any other projection. Remembered: the
+    services' projections are a handful of constants, read on every request."""
     if type(projection) is not dict or not projection:
         return None
+    try:
+        key = tuple(projection.items())
+        return _INCLUDED[key]
+    except TypeError:  # an unhashable value: an operator ($slice, $elemMatch), not plain fields
+        return None
+    except KeyError:
+        pass
+    included = _fields_kept(projection)
+    if len(_INCLUDED) < _INCLUDED_KEPT:
+        _INCLUDED[key] = included
+    return included
+
+
+def _fields_kept(projection: dict) -> frozenset | None:
     included = {"_id"}
     for key, value in projection.items():
         if type(value) not in (int, bool):
@@ -167,7 +199,8 @@ def _find_one_by_id(original):
         # Only the plain form on a tz-aware client (the one embedded_client() makes):
         # positional arguments or any option other than a projection (sort, skip,
         # session...) take mongomock's own path.
-        if key is None or args or not set(kwargs) <= {"projection"} or not self.codec_options.tz_aware:
+        if key is None or args or (kwargs and (len(kwargs) > 1 or "projection" not in kwargs)) \
+                or not self.codec_options.tz_aware:
             return original(self, filter, *args, **kwargs)
         store = self._store
         store._remove_expired_documents()
@@ -235,8 +268,11 @@ def _insert_flat_documents(original: Callable[..., Any]) -> Callable[..., Any]:
     return _insert
 
 
-# What an equality of a simple filter (``{"user_id": "u1", "video_id": oid}``) may compare with.
-_EQUALS = (str, ObjectId)
+# What an equality of a simple filter (``{"user_id": "u1", "video_id": oid}``) may compare with:
+# values that only a stored value of the same type can equal (bool: never 1 or 1.0).
+_EQUALS = (str, ObjectId, bool)
+# Sort keys compared here as mongomock's bson_compare compares two values of one such type.
+_SORTABLE = frozenset({str, ObjectId, datetime, int})
 _NO_VALUE = object()
 
 
@@ -272,16 +308,21 @@ def _first_match(store: CollectionStore, filter: dict) -> dict | None:
     else:
         candidates = store._documents.values()
     for document in candidates:
-        for field, value in filter.items():
-            stored = document.get(field, _NO_VALUE)
-            if type(stored) is type(value):
-                if stored != value:
-                    break
-            elif stored is _NO_VALUE or type(stored) in _SHARED or not filter_applies({field: value}, document):
-                break
-        else:
+        if _matches(filter, document):
             return document
     return None
+
+
+def _matches(filter: dict, document: dict) -> bool:
+    """Whether ``filter``, of plain equalities, matches ``document``."""
+    for field, value in filter.items():
+        stored = document.get(field, _NO_VALUE)
+        if type(stored) is type(value):
+            if stored != value:
+                return False
+        elif stored is _NO_VALUE or type(stored) in _SHARED or not filter_applies({field: value}, document):
+            return False
+    return True
 
 
 def _plain_set(update: object) -> dict | None:
@@ -337,6 +378,88 @@ def _find_one_and_set(original: Callable[..., Any]) -> Callable[..., Any]:
     find_one_and_update.patched_for_plain_sets = True  # type: ignore[attr-defined]
     find_one_and_update.__wrapped__ = original  # type: ignore[attr-defined]
     return find_one_and_update
+
+
+def _plain_sort(sort: Any) -> list | None:
+    """A sort of plain top-level fields, as ``[(field, direction)]``, or None (``$natural``,
+    a dotted path, a dict...)."""
+    if not isinstance(sort, (list, tuple)) or not sort:
+        return None
+    keys = []
+    for item in sort:
+        if not isinstance(item, (list, tuple)) or len(item) != 2:
+            return None
+        field, direction = item
+        if type(field) is not str or not field or field.startswith("$") or "." in field \
+                or direction not in (1, -1) or type(direction) is not int:
+            return None
+        keys.append((field, direction))
+    return keys
+
+
+def _sorted_by_plain_values(documents: list, keys: list) -> list | None:
+    """``documents`` sorted as mongomock sorts them (one stable sort per key, the last key
+    first), provided that each key's field holds values of one type, the same in every
+    document, that Python orders as BSON does (strings, ObjectIds, datetimes, integers);
+    else None (missing fields, arrays, mixed types: mongomock's own comparison)."""
+    for field, _ in keys:
+        kinds = {type(document.get(field, _NO_VALUE)) for document in documents}
+        if len(kinds) > 1 or not kinds <= _SORTABLE:
+            return None
+    for field, direction in reversed(keys):
+        documents.sort(key=operator.itemgetter(field), reverse=direction < 0)
+    return documents
+
+
+def _dataset_sorted_and_kept(original: Callable[..., Any]) -> Callable[..., Any]:
+    def get_dataset(self: Collection, spec: Any, sort: Any, fields: Any, as_class: Any) -> Any:
+        # What a cursor reads: the matching documents, sorted, each projected. On a tz-aware
+        # client (the one embedded_client() makes) the cursor copies every document it hands
+        # out (making its datetimes aware), so the fast path hands it the stored documents, or
+        # shallow dicts of their kept fields, instead of copies of them it would copy again.
+        included = None if fields is None else _included_fields(fields)
+        keys = _plain_sort(sort) if sort else []
+        if as_class is not dict or (fields is not None and included is None) or keys is None \
+                or not self.codec_options.tz_aware:
+            return original(self, spec, sort, fields, as_class)
+        documents = list(self._iter_documents(spec))
+        if keys and len(documents) > 1 and _sorted_by_plain_values(documents, keys) is None:
+            return original(self, spec, sort, fields, as_class)
+        if included is None:
+            return iter(documents)
+        return iter([{key: value for key, value in document.items() if key in included} for document in documents])
+
+    get_dataset.patched_for_plain_sorts = True  # type: ignore[attr-defined]
+    get_dataset.__wrapped__ = original  # type: ignore[attr-defined]
+    return get_dataset
+
+
+def _results_copied_once(original: Callable[..., Any]) -> Callable[..., Any]:
+    def compute_results(self: Cursor, with_limit_and_skip: bool = False) -> list:
+        # mongomock's cursor calls this for every document it hands out, and sliced its
+        # results anew each time (a page of n documents: n slices of the list). On a tz-aware
+        # client the results are made as its make_datetime_timezone_aware_in_document makes
+        # them (_as_returned: the same copy, fewer calls), and the page is sliced once.
+        if not self.collection.codec_options.tz_aware:
+            return original(self, with_limit_and_skip)
+        if not self._results or self._factory_last_generated_results != self._factory:
+            self._results = [_as_returned(document) for document in self._factory()]
+            self._factory_last_generated_results = self._factory
+        if not with_limit_and_skip:
+            return self._results
+        window = (self._skip, self._limit)
+        page = getattr(self, "_page", None)
+        if page is None or page[0] != window or page[1] is not self._results:
+            results = self._results[self._skip:]
+            if self._limit:
+                results = results[:abs(self._limit)]
+            page = (window, self._results, results)
+            setattr(self, "_page", page)  # noqa: B010 - an attribute mongomock's Cursor does not declare
+        return page[2]
+
+    compute_results.patched_to_copy_once = True  # type: ignore[attr-defined]
+    compute_results.__wrapped__ = original  # type: ignore[attr-defined]
+    return compute_results
 
 
 def _sweep_now_and_then(original):
@@ -406,6 +529,10 @@ def _patch_mongomock() -> None:
         Collection._insert = _insert_flat_documents(Collection._insert)  # type: ignore[method-assign]
     if not getattr(Collection.find_one_and_update, "patched_for_plain_sets", False):
         Collection.find_one_and_update = _find_one_and_set(Collection.find_one_and_update)  # type: ignore[method-assign]
+    if not getattr(Collection._get_dataset, "patched_for_plain_sorts", False):
+        Collection._get_dataset = _dataset_sorted_and_kept(Collection._get_dataset)  # type: ignore[method-assign]
+    if not getattr(Cursor._compute_results, "patched_to_copy_once", False):
+        Cursor._compute_results = _results_copied_once(Cursor._compute_results)  # type: ignore[method-assign]
     if not getattr(Collection.find_one, "patched_for_id_lookups", False):
         Collection.find_one = _find_one_by_id(Collection.find_one)  # type: ignore[method-assign]
     if not getattr(CollectionStore._remove_expired_documents, "patched_for_sweeps", False):

@@ -16,7 +16,7 @@ from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 
 from services.accounts.sessions import Principal, SessionStore
 from services.catalog.plays import PlayStore
-from services.catalog.videos import VideoCatalog, embed_url
+from services.catalog.videos import PLAYABLE_FIELDS, VideoCatalog, embed_url
 from services.common.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
 from services.common.ids import canonical_video_id
 from services.common.tokens import VerifiedTokens
@@ -156,7 +156,7 @@ class Playback:
         # (an older login of the same user, or none for /play) is checked here.
         if grant.principal != caller and not await self._sessions.is_live(grant.principal):
             raise NotAuthenticated("This playback link was revoked by a logout. Please log in again.")
-        video = await self._catalog.get(video_id)
+        video = await self._catalog.get(video_id, PLAYABLE_FIELDS)
         if video is None:
             raise NotFound("Video not found.")
         if not video.get("is_active"):

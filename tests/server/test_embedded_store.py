@@ -359,3 +359,63 @@ def test_an_upserted_entry_has_its_id_first_and_answers_are_copies():
     assert before["at"] == NOW.replace(microsecond=123000) and before["at"].tzinfo is not None
     before["at"] = None
     assert history.find_one({"user_id": "u1"})["at"] == LATER.replace(microsecond=123000)
+
+
+# find().sort() with plain equalities, plain sorts and inclusion projections (a page of
+# the catalog): the patched cursor path against mongomock's own, in the same order.
+EARLY, LATE = NOW - dt.timedelta(days=1), NOW + dt.timedelta(days=1)
+IDS = sorted(ObjectId() for _ in range(5))
+VIDEOS = [
+    {"_id": IDS[3], "title": "d", "is_active": True, "created_at": NOW, "words": ["x"], "n": 3},
+    {"_id": IDS[1], "title": "b", "is_active": True, "created_at": EARLY, "words": ["y"], "n": 1},
+    {"_id": IDS[4], "title": "e", "is_active": False, "created_at": NOW, "n": 2},
+    {"_id": IDS[0], "title": "a", "is_active": 1, "created_at": NOW, "n": 2.5},  # 1 is not true
+    {"_id": IDS[2], "title": "c", "is_active": True, "created_at": LATE, "nested": {"at": NOW}, "n": 2},
+]
+ORDER = [("created_at", 1), ("_id", 1)]
+FINDS = [
+    ({"is_active": True}, None, ORDER),
+    ({"is_active": True}, {"title": 1, "created_at": 1}, ORDER),
+    ({}, {"title": 1, "_id": 0}, [("created_at", -1), ("_id", 1)]),
+    ({}, None, [("created_at", -1), ("_id", -1)]),
+    ({"title": "c"}, {"nested": 1}, None),
+    ({"words": "x"}, None, ORDER),  # an array holding the value
+    ({}, None, [("n", 1)]),  # an int and a float: mongomock's own comparison
+    ({}, None, [("words", 1), ("_id", 1)]),  # missing and arrays: mongomock's own comparison
+    ({}, None, [("title", 1)]),
+    ({"is_active": False}, {"nested.at": 1}, ORDER),  # a dotted projection: mongomock's own path
+    ({"created_at": {"$gt": EARLY}}, {"title": 1}, [("$natural", -1)]),  # neither plain
+]
+
+
+@pytest.mark.parametrize(("query", "projection", "sort"), FINDS)
+def test_a_sorted_find_answers_as_mongomock_does(query, projection, sort):
+    embedded_client()
+    answers = []
+    for get_dataset in (Collection._get_dataset, Collection._get_dataset.__wrapped__):
+        videos = mongomock.MongoClient(tz_aware=True)["embedded_store_test"]["videos"]
+        videos.insert_many([dict(d) for d in VIDEOS])
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(Collection, "_get_dataset", get_dataset)
+            cursor = videos.find(query, projection=projection)
+            found = list(cursor.sort(sort) if sort else cursor)
+        answers.append([list(document.items()) for document in found])  # the order of fields too
+    patched, original = answers
+    assert [dict(d) for d in patched] == [dict(d) for d in original]
+    assert all(v.tzinfo is not None for d in patched for v in _datetimes(dict(d)))
+
+
+def test_documents_read_by_a_cursor_are_copies():
+    embedded_client()
+    videos = mongomock.MongoClient(tz_aware=True)["embedded_store_test"]["copies"]
+    videos.insert_many([dict(d) for d in VIDEOS])
+    for found in videos.find({"is_active": True}).sort(ORDER):
+        found["title"] = None
+        for value in found.values():
+            if isinstance(value, list):
+                value.append("changed")
+            if isinstance(value, dict):
+                value["at"] = None
+    assert [d["title"] for d in videos.find({"is_active": True}).sort(ORDER)] == ["b", "d", "c"]
+    assert videos.find_one({"title": "d"})["words"] == ["x"]
+    assert videos.find_one({"title": "c"})["nested"]["at"] is not None
