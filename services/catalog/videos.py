@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import unicodedata
 
+from bson import ObjectId
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
@@ -102,10 +103,11 @@ class VideoCatalog:
         cursor = self._videos.find(query, projection=projection).sort(DASHBOARD_ORDER).limit(limit)
         return await cursor.to_list(length=limit)
 
-    async def get(self, video_id: str, fields: dict | None = None) -> dict | None:
-        """The video by id, always read from the database; ``fields``, a projection of the
-        fields the caller needs (``_id`` always comes with them): a smaller copy."""
-        oid = parse_object_id(video_id)
+    async def get(self, video_id: str | ObjectId, fields: dict | None = None) -> dict | None:
+        """The video by id (its text, or the ObjectId already parsed), always read from the
+        database; ``fields``, a projection of the fields the caller needs (``_id`` always
+        comes with them): a smaller copy."""
+        oid = video_id if isinstance(video_id, ObjectId) else parse_object_id(video_id)
         return await self._videos.find_one({"_id": oid}, projection=fields) if oid else None
 
     async def get_many(self, object_ids: list) -> dict:

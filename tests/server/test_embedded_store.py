@@ -419,3 +419,45 @@ def test_documents_read_by_a_cursor_are_copies():
     assert [d["title"] for d in videos.find({"is_active": True}).sort(ORDER)] == ["b", "d", "c"]
     assert videos.find_one({"title": "d"})["words"] == ["x"]
     assert videos.find_one({"title": "c"})["nested"]["at"] is not None
+
+
+# insert_many of flat documents in one pass (a batch of plays) against mongomock's loop.
+BATCHES = [
+    [{"video_id": VIDEO_ID, "user_id": f"u{i}", "at": NOW, "batch": "b1"} for i in range(3)],
+    [{"_id": 1, "n": 1}, {"_id": "two", "at": NOW.replace(tzinfo=dt.timezone(dt.timedelta(hours=2)))}],
+    [{"_id": 1, "n": 1}, {"_id": 1, "n": 2}],  # an _id twice
+    [{"_id": "stored", "n": 1}],  # already stored
+    [{"n": 1}, {"tags": ["a"]}, {"n": 3}],  # one not flat
+    [{"n": 1}, {"n": 2 ** 70}, {"n": 3}],  # one BSON refuses
+]
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+@pytest.mark.parametrize("batch", BATCHES)
+def test_a_flat_batch_is_inserted_as_mongomocks_loop_inserts_it(batch, ordered):
+    embedded_client()
+    found = []
+    for insert in (Collection._insert, Collection._insert.__wrapped__):
+        things = mongomock.MongoClient(tz_aware=True)["embedded_store_test"]["batches"]
+        things.insert_one({"_id": "stored", "n": 0})
+        given = [dict(document) for document in batch]
+        try:
+            answer = insert(things, given, None, ordered)
+        except Exception as error:  # compared, not judged
+            answer = (type(error), getattr(error, "details", str(error)))
+        generated = [document["_id"] for document in given if isinstance(document.get("_id"), ObjectId)]
+        stored = [{k: v for k, v in document.items() if v not in generated}
+                  for document in things._store._documents.values()]
+        found.append((answer if not generated else len(answer), stored,
+                      [{k: v for k, v in document.items() if k != "_id" or v not in generated} for document in given]))
+    patched, original = found
+    assert patched == original
+
+
+def test_a_batch_into_a_collection_with_a_unique_index_takes_mongomocks_loop():
+    embedded_client()
+    things = mongomock.MongoClient(tz_aware=True)["embedded_store_test"]["unique_batches"]
+    things.create_index("email", unique=True)
+    with pytest.raises(mongomock.BulkWriteError):
+        things.insert_many([{"email": "a"}, {"email": "b"}, {"email": "a"}, {"email": "c"}], ordered=False)
+    assert sorted(d["email"] for d in things.find()) == ["a", "b", "c"]
