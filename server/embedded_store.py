@@ -46,6 +46,10 @@ patches give the embedded store the same shape of cost:
   given twice or already stored, every document flat and encodable); otherwise mongomock's
   loop inserts them one by one, as before.
 
+mongomock-motor copies every filter and sort it passes on, to turn beanie's string-like
+fields into strings; beanie is no dependency here, so the copy is the same value, and
+``_normalize_strings`` passes it through instead (only while beanie cannot be imported).
+
 A fourth lets mongomock's ``bulk_write`` take the pinned PyMongo's ``UpdateOne``, which
 passes a ``sort`` (MongoDB 8's sorted updateOne) that mongomock's bulk builder does not
 know: an absent sort is dropped, a given one refused (services never sort an update).
@@ -84,6 +88,7 @@ from mongomock.collection import BulkOperationBuilder, Collection, Cursor
 from mongomock.filtering import filter_applies
 from mongomock.store import CollectionStore
 from mongomock_motor import AsyncMongoMockClient, AsyncMongoMockCollection
+from mongomock_motor import patches as mongomock_motor_patches
 from pymongo import ReturnDocument
 
 from server.config import ConfigError
@@ -100,6 +105,8 @@ _FLAT = _SHARED | {datetime}
 # Projections seen (tuple of their items) -> the fields they keep, or None: a bounded memo.
 _INCLUDED: dict[tuple, frozenset | None] = {}
 _INCLUDED_KEPT = 256
+# Sorts seen (tuple of their items) -> their plain keys, or None: the same kind of memo.
+_SORTS: dict[tuple, list | None] = {}
 
 
 def _iter_documents_by_id(original):
@@ -305,7 +312,7 @@ def _insert_flat_batch(collection: Collection, documents: list) -> list | None:
                                  for key, value in document.items()})
     store._remove_expired_documents()
     with store._rwlock.writer():
-        store._documents.update(zip(ids, stored_documents))
+        store._documents.update(zip(ids, stored_documents, strict=True))
     return ids
 
 
@@ -423,9 +430,23 @@ def _find_one_and_set(original: Callable[..., Any]) -> Callable[..., Any]:
 
 def _plain_sort(sort: Any) -> list | None:
     """A sort of plain top-level fields, as ``[(field, direction)]``, or None (``$natural``,
-    a dotted path, a dict...)."""
+    a dotted path, a dict...). Remembered, as projections are."""
     if not isinstance(sort, (list, tuple)) or not sort:
         return None
+    try:
+        key = tuple(sort)
+        return _SORTS[key]
+    except TypeError:  # an unhashable item (a list): worked out each time
+        return _sort_keys(sort)
+    except KeyError:
+        pass
+    keys = _sort_keys(sort)
+    if len(_SORTS) < _INCLUDED_KEPT:
+        _SORTS[key] = keys
+    return keys
+
+
+def _sort_keys(sort: list | tuple) -> list | None:
     keys = []
     for item in sort:
         if not isinstance(item, (list, tuple)) or len(item) != 2:
@@ -561,7 +582,22 @@ def _bulk_update_without_sort(original):
     return add_update
 
 
+def _passed_through(original: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def normalize_strings(value: Any) -> Any:
+        return value
+
+    normalize_strings.patched_to_pass_through = True  # type: ignore[attr-defined]
+    normalize_strings.__wrapped__ = original  # type: ignore[attr-defined]
+    return normalize_strings
+
+
 def _patch_mongomock() -> None:
+    # mongomock-motor copies every filter and sort it hands mongomock to turn beanie's
+    # string-like ExpressionFields into plain strings; without beanie installed there are
+    # none, and the copy is the same value.
+    if mongomock_motor_patches.ExpressionField is None and not getattr(
+            mongomock_motor_patches._normalize_strings, "patched_to_pass_through", False):
+        mongomock_motor_patches._normalize_strings = _passed_through(mongomock_motor_patches._normalize_strings)
     if not getattr(AsyncMongoMockCollection.__dict__.get("with_options"), "patched_to_stay_async", False):
         AsyncMongoMockCollection.with_options = _async_with_options  # type: ignore[method-assign]
     if not getattr(Collection._iter_documents, "patched_for_id_lookups", False):

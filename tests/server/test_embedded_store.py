@@ -15,6 +15,7 @@ from bson import ObjectId
 from mongomock import helpers
 from mongomock.collection import Collection
 from mongomock.store import CollectionStore
+from mongomock_motor import patches as mongomock_motor_patches
 from pymongo import ReadPreference, WriteConcern
 
 from server.config import ConfigError
@@ -73,6 +74,10 @@ def collection():
 def test_the_patches_are_in_place():
     embedded_client()
     assert getattr(Collection.find_one, "patched_for_id_lookups", False)
+    # Without beanie (not a dependency) mongomock-motor's copy of each filter is the same value.
+    assert getattr(mongomock_motor_patches._normalize_strings, "patched_to_pass_through", False)
+    for value in [*(query for query, _ in QUERIES), [("created_at", 1), ("_id", -1)], {"a": [{"b": ("c", 1)}]}]:
+        assert mongomock_motor_patches._normalize_strings.__wrapped__(value) == value
     assert getattr(Collection._iter_documents, "patched_for_id_lookups", False)
 
 
