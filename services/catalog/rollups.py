@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bson import ObjectId
+from bson import ObjectId, tz_util
 from pymongo import ASCENDING, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -49,6 +49,10 @@ KNOWN_VIEWERS = 100_000
 WATCHING_KEPT = 10_000
 
 log = logging.getLogger("app.rollups")
+
+
+# Time zones whose local date is the UTC date (naive datetimes are read back as UTC).
+_UTC_ZONES = (None, dt.UTC, tz_util.utc)
 
 
 def day_of(moment: dt.datetime) -> str:
@@ -98,8 +102,13 @@ class PlayRollups:
         per_video: collections.Counter[tuple[Any, str]] = collections.Counter()
         per_day: collections.Counter[str] = collections.Counter()
         viewers: dict[str, tuple[Any, str]] = {}
+        days: dict[dt.date, str] = {}  # a batch's plays share a day or two: formatted once each
         for play in plays:
-            day = day_of(play["at"])
+            at = play["at"]
+            if at.tzinfo in _UTC_ZONES:  # its own date is the UTC day
+                day = days.get(at.date()) or days.setdefault(at.date(), day_of(at))
+            else:
+                day = day_of(at)
             video = play["video_id"]
             per_video[video, day] += 1
             per_day[day] += 1
