@@ -29,6 +29,8 @@ MAX_USER_AGENT_CHARS = 200
 LAST_USED_RESOLUTION = dt.timedelta(seconds=60)
 # A user with more live sessions than this sees the newest ones.
 MAX_SESSIONS_LISTED = 100
+# What is_live reads of a session (not its user agent or creation time).
+_LIVENESS_FIELDS = {"user_id": 1, "expires_at": 1, "last_used_at": 1}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +69,7 @@ class SessionStore:
         the expiry compared here. (The TTL monitor runs about once a minute, so an expired
         session may still be stored.) ``last_used_at`` is written only when the document
         just read says it is stale, so at most about once a minute per session."""
-        found = await self._sessions.find_one({"_id": principal.session_id})
+        found = await self._sessions.find_one({"_id": principal.session_id}, projection=_LIVENESS_FIELDS)
         if found is None or found.get("user_id") != principal.user_id:
             return False
         expires_at = found.get("expires_at")

@@ -10,7 +10,7 @@ from services.accounts.sessions import Principal
 from services.catalog.cursors import CursorCodec, Page, parse_limit
 from services.catalog.playback import Playback
 from services.catalog.progress import WatchHistory, validated_progress
-from services.catalog.videos import VideoCatalog, title_words
+from services.catalog.videos import ITEM_FIELDS, VideoCatalog, title_words
 from services.common.clock import isoformat
 from services.common.errors import InvalidInput, NotFound
 
@@ -53,13 +53,13 @@ class Library:
 
     async def video(self, principal: Principal, base_url: str, video_id: str) -> dict:
         """The video as a dashboard item."""
-        video = await self._catalog.get(video_id)
+        video = await self._catalog.get(video_id, ITEM_FIELDS)
         if video is None or not video.get("is_active"):
             raise NotFound("Video not found.")
         return self._playback.items([video], principal, base_url)[0]
 
     async def save_progress(self, principal: Principal, video_id: str, body) -> dict:
-        video = await self._catalog.get(video_id)
+        video = await self._catalog.get(video_id, {"is_active": 1})
         # An inactive video is answered exactly as a missing one (as by video()), so that
         # no answer confirms that its id exists.
         if video is None or not video.get("is_active"):

@@ -16,9 +16,9 @@ from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 
 from services.accounts.sessions import Principal, SessionStore
 from services.catalog.plays import PlayStore
-from services.catalog.videos import VideoCatalog, embed_url
+from services.catalog.videos import PLAYABLE_FIELDS, VideoCatalog, embed_url
 from services.common.errors import Forbidden, InvalidInput, NotAuthenticated, NotFound
-from services.common.ids import canonical_video_id
+from services.common.ids import canonical_video_id, parse_object_id
 from services.common.tokens import VerifiedTokens
 
 PLAYBACK_SALT = "video-app.playback-token.v1"
@@ -143,12 +143,13 @@ class Playback:
                          caller: Principal | None) -> tuple[dict, PlaybackGrant]:
         if not token or not isinstance(token, str):
             raise InvalidInput("A playback token is required: use the playback_token from the dashboard.")
-        canonical = canonical_video_id(video_id)  # the same video in upper or lower case
-        if canonical is None:
+        oid = parse_object_id(video_id)  # the same video in upper or lower case
+        if oid is None:
             raise NotFound("Video not found.")
-        video_id = canonical
+        video_id = str(oid)
         grant = self._signer.verify(token)
-        if canonical_video_id(grant.video_id) != video_id:
+        # Tokens are minted for the canonical form: only another form needs parsing.
+        if grant.video_id != video_id and canonical_video_id(grant.video_id) != video_id:
             raise Forbidden("This playback link is for another video.")
         if caller is not None and grant.principal.user_id != caller.user_id:
             raise Forbidden("This playback link belongs to another user.")
@@ -156,7 +157,7 @@ class Playback:
         # (an older login of the same user, or none for /play) is checked here.
         if grant.principal != caller and not await self._sessions.is_live(grant.principal):
             raise NotAuthenticated("This playback link was revoked by a logout. Please log in again.")
-        video = await self._catalog.get(video_id)
+        video = await self._catalog.get(oid, PLAYABLE_FIELDS)
         if video is None:
             raise NotFound("Video not found.")
         if not video.get("is_active"):

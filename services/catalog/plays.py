@@ -7,7 +7,9 @@ buffer to the ``plays`` collection (one ``insert_many``), adds it to the per-day
 has been away a while), new plays are dropped and counted; when the insert fails, that
 one batch is lost and logged; when the rollups fail after the insert, the batch is kept
 (at most ``MAX_UNROLLED_BATCHES``) and added again with the same id at the next flush,
-which counts nothing twice. Stopping flushes what is left.
+which counts nothing twice. Each flush first writes the watch time that progress reports
+buffered (rollups.py ``flush_watching``: a batch of its own, kept and retried the same way).
+Stopping flushes what is left.
 
 Raw plays are kept ``retention_days`` (a TTL index); the rollups stay. ``carry_over()``
 builds the rollups of plays stored before they existed (those without a ``batch``).
@@ -112,13 +114,15 @@ class PlayStore:
             async with asyncio.timeout(timeout_seconds):
                 await self.flush()  # every play buffered by now: no request is served any more
         except TimeoutError:
-            log.warning("stopped before every play was written", extra={"plays": len(self._buffer)})
+            log.warning("stopped before every play was written",
+                        extra={"plays": len(self._buffer), "watching": self._rollups.watching_pending})
 
     async def flush(self) -> None:
         """Writes the buffered plays, a batch at a time. A batch the database refuses is
         lost (and logged) and ends this round: during an outage each round costs one
         attempt, and the rest waits in the buffer for the next round."""
         async with self._flushing:
+            await self._flush_watching()
             while self._unrolled:
                 batch_id, batch = self._unrolled[0]
                 if not await self._roll_up(batch_id, batch):
@@ -135,6 +139,15 @@ class PlayStore:
                 batch = [{**self._buffer.popleft(), "batch": batch_id} for _ in range(size)]
                 if not await self._write(batch_id, batch):
                     return
+
+    async def _flush_watching(self) -> None:
+        """The watching that progress reports buffered (rollups.py), as a batch of its own;
+        if the database refuses, it is kept and written again at the next flush."""
+        try:
+            await self._rollups.flush_watching()
+        except (DatabaseUnavailable, PyMongoError) as error:
+            log.warning("could not add watch time to the rollups; retrying at the next flush",
+                        extra={"error": type(error).__name__})
 
     async def _run(self) -> None:
         while True:

@@ -95,7 +95,8 @@ class WatchHistory:
         already = bool(previous) and bool(previous.get("completed_once", previous.get("completed")))
         completion = 1 if completed and not already else 0
         seconds = watched_seconds(previous, position, duration, now)
-        await self._rollups.add_watching(video_oid, now, seconds, completion)
+        # Buffered: added to the rollups by the plays flush (rollups.py).
+        self._rollups.add_watching(video_oid, now, seconds, completion)
         return fields
 
     async def page(self, user_id: str, limit: int, after: tuple[dt.datetime, ObjectId] | None = None) -> list[dict]:

@@ -13,6 +13,11 @@ Collections (services/README.md, "Analytics", says how and why):
 Every play batch carries an id. Each counter document keeps the ids of the last
 ``APPLIED_KEEP`` batches added to it and is only added to by a batch not among them, so a
 batch written twice (a retried flush, a resumed carry-over) counts once.
+
+Watch time and completions from progress reports are summed in memory per video and day
+(at most ``WATCHING_KEPT`` sums; past it a report's watching is dropped and counted) and
+added by the plays flush as one batch with an id of its own, the same way: a batch whose
+write failed is written again with the same id at the next flush, and counts once.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from bson import ObjectId
+from bson import ObjectId, tz_util
 from pymongo import ASCENDING, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -39,6 +45,14 @@ DUPLICATE_KEY = 11000
 WRITE_CHUNK = 200
 # Viewer records remembered as written (about 150 bytes each).
 KNOWN_VIEWERS = 100_000
+# Sums of watching (one per video and day reported since the last flush) kept in memory.
+WATCHING_KEPT = 10_000
+
+log = logging.getLogger("app.rollups")
+
+
+# Time zones whose local date is the UTC date (naive datetimes are read back as UTC).
+_UTC_ZONES = (None, dt.UTC, tz_util.utc)
 
 
 def day_of(moment: dt.datetime) -> str:
@@ -67,6 +81,12 @@ class PlayRollups:
         self._viewers = db["day_viewers"]
         # Viewer record ids this process wrote or saw written (insertion-ordered, bounded).
         self._known: dict[str, None] = {}
+        # Watching reported since the last flush: video-day id -> [video id, day, seconds, completions].
+        self._watching: dict[str, list] = {}
+        # A batch of watching taken from it whose write has not succeeded yet: (batch id, sums).
+        self._watching_batch: tuple[str, dict[str, list]] | None = None
+        #: Reports whose watching was dropped because the sums were full, since start.
+        self.watching_dropped = 0
 
     async def ensure_indexes(self) -> None:
         # Stats read a range of days: of each video (days x videos documents) and of the catalog.
@@ -82,8 +102,13 @@ class PlayRollups:
         per_video: collections.Counter[tuple[Any, str]] = collections.Counter()
         per_day: collections.Counter[str] = collections.Counter()
         viewers: dict[str, tuple[Any, str]] = {}
+        days: dict[dt.date, str] = {}  # a batch's plays share a day or two: formatted once each
         for play in plays:
-            day = day_of(play["at"])
+            at = play["at"]
+            if at.tzinfo in _UTC_ZONES:  # its own date is the UTC day
+                day = days.get(at.date()) or days.setdefault(at.date(), day_of(at))
+            else:
+                day = day_of(at)
             video = play["video_id"]
             per_video[video, day] += 1
             per_day[day] += 1
@@ -141,18 +166,53 @@ class PlayRollups:
         while len(known) > KNOWN_VIEWERS:
             del known[next(iter(known))]
 
-    async def add_watching(self, video_id: ObjectId, when: dt.datetime, seconds: float, completions: int) -> None:
-        """Adds what one progress report watched (not tied to a batch: each report is
-        added once, by the request that made it)."""
+    def add_watching(self, video_id: ObjectId, when: dt.datetime, seconds: float, completions: int) -> None:
+        """Buffers what one progress report watched, summed per video and day, for the next
+        ``flush_watching``: never waits and never raises. The sums name no viewer (as the
+        rollups do not), so an account deleted meanwhile has nothing of its own in them."""
         if seconds <= 0 and completions <= 0:
             return
-        key = {"_id": _video_day_id(video_id, day_of(when))}
-        change = {"$inc": {"watch_seconds": seconds, "completions": completions}}
-        try:
-            await self._video_days.update_one(
-                key, {**change, "$setOnInsert": {"video_id": video_id, "day": day_of(when)}}, upsert=True)
-        except DuplicateKeyError:
-            await self._video_days.update_one(key, change)  # another writer created it first
+        day = day_of(when)
+        key = _video_day_id(video_id, day)
+        sums = self._watching.get(key)
+        if sums is None:
+            if len(self._watching) >= WATCHING_KEPT:
+                self.watching_dropped += 1
+                if self.watching_dropped == 1 or self.watching_dropped % 1000 == 0:
+                    log.warning("watching buffer full; dropping watch time", extra={"dropped": self.watching_dropped})
+                return
+            sums = self._watching[key] = [video_id, day, 0.0, 0]
+        sums[2] += seconds
+        sums[3] += completions
+
+    @property
+    def watching_pending(self) -> int:
+        """Video-day sums waiting to be written (the failed batch's included)."""
+        return len(self._watching) + (len(self._watching_batch[1]) if self._watching_batch else 0)
+
+    async def flush_watching(self) -> None:
+        """Adds the buffered watching to ``video_days`` as one batch with an id of its own,
+        ``WRITE_CHUNK`` documents to a write, yielding between. If a write fails (the error
+        is raised), the batch is kept and written again, whole and with the same id, by the
+        next call, before anything buffered since (then that): each document counts it once."""
+        if self._watching_batch is not None:
+            await self._write_watching(*self._watching_batch)
+            self._watching_batch = None
+        if self._watching:
+            self._watching_batch = (f"watching-{ObjectId()}", self._watching)
+            self._watching = {}
+            await self._write_watching(*self._watching_batch)
+            self._watching_batch = None
+
+    async def _write_watching(self, batch_id: str, sums: dict[str, list]) -> None:
+        keys = list(sums)
+        for start in range(0, len(keys), WRITE_CHUNK):
+            if start:
+                await asyncio.sleep(0)  # the embedded store writes on the loop: let requests in
+            await _add_once(self._video_days, batch_id, {
+                key: ({"video_id": sums[key][0], "day": sums[key][1]},
+                      {"watch_seconds": sums[key][2], "completions": sums[key][3]})
+                for key in keys[start:start + WRITE_CHUNK]})
 
     # ----- reading ----------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import unicodedata
 
+from bson import ObjectId
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
@@ -18,6 +19,10 @@ from services.common.ids import parse_object_id
 DASHBOARD_ORDER = [("created_at", ASCENDING), ("_id", ASCENDING)]
 # What the dashboard shows; youtube_id stays in the database.
 _PUBLIC_FIELDS = {"title": 1, "description": 1, "thumbnail_url": 1, "created_at": 1}
+# What playback needs of a video: whether it may be played, and what to play.
+PLAYABLE_FIELDS = {"youtube_id": 1, "title": 1, "is_active": 1}
+# What a user-facing item needs, and whether it may be shown.
+ITEM_FIELDS = {**_PUBLIC_FIELDS, "is_active": 1}
 EMBED_URL = "https://www.youtube-nocookie.com/embed/{youtube_id}?autoplay=0&controls=1&playsinline=1&enablejsapi=1"
 DUPLICATE = "That YouTube video is already in the catalog."
 
@@ -98,9 +103,12 @@ class VideoCatalog:
         cursor = self._videos.find(query, projection=projection).sort(DASHBOARD_ORDER).limit(limit)
         return await cursor.to_list(length=limit)
 
-    async def get(self, video_id: str) -> dict | None:
-        oid = parse_object_id(video_id)
-        return await self._videos.find_one({"_id": oid}) if oid else None
+    async def get(self, video_id: str | ObjectId, fields: dict | None = None) -> dict | None:
+        """The video by id (its text, or the ObjectId already parsed), always read from the
+        database; ``fields``, a projection of the fields the caller needs (``_id`` always
+        comes with them): a smaller copy."""
+        oid = video_id if isinstance(video_id, ObjectId) else parse_object_id(video_id)
+        return await self._videos.find_one({"_id": oid}, projection=fields) if oid else None
 
     async def get_many(self, object_ids: list) -> dict:
         """The videos with these ids, by id (those that still exist)."""

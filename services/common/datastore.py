@@ -7,7 +7,9 @@ errors become ``DatabaseUnavailable`` here, once, so that nothing above the data
 every cursor those return (``find().sort().limit()``, ``to_list``, ``async for``) is
 wrapped the same way, so a store cannot reach the driver around it. The wrappers are
 built once per collection and method (cached on first use), so a call costs one extra
-frame, a small share of a request (figures: bench/README.md). Errors that
+frame, a small share of a request (figures: bench/README.md); a cursor's ``sort``,
+``limit``, ``skip`` and ``to_list``, which every list query calls on a new cursor, are
+methods of the guard's cursor instead of being wrapped anew for each. Errors that
 mean "the database refused this" (``DuplicateKeyError``...) pass through unchanged:
 the stores handle those themselves.
 """
@@ -142,6 +144,27 @@ class _Cursor(_Guarded):
     def __init__(self, target):
         super().__init__(target)
         self._iterator: Any = None
+
+    # What every list query chains (find().sort().limit().to_list()), defined here rather
+    # than wrapped on first use: each query has a new cursor, which would wrap them anew.
+    # Chaining talks to no database; each driver's answers the cursor itself.
+    def sort(self, *args: Any, **kwargs: Any) -> Any:
+        return self._chained(self._target.sort(*args, **kwargs))
+
+    def limit(self, *args: Any, **kwargs: Any) -> Any:
+        return self._chained(self._target.limit(*args, **kwargs))
+
+    def skip(self, *args: Any, **kwargs: Any) -> Any:
+        return self._chained(self._target.skip(*args, **kwargs))
+
+    def _chained(self, result: Any) -> Any:
+        return self if result is self._target else _maybe_cursor(result)
+
+    async def to_list(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await self._target.to_list(*args, **kwargs)
+        except DATABASE_DOWN_ERRORS as error:
+            raise DatabaseUnavailable() from error
 
     def __aiter__(self):
         self._iterator = self._target.__aiter__()

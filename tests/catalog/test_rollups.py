@@ -11,6 +11,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from bson import ObjectId
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymongo.errors import AutoReconnect
@@ -20,7 +21,7 @@ from services.catalog.progress import COMPLETED_FRACTION
 from services.catalog.rollups import day_of
 from services.common.datastore import guarded
 from tests.catalog.test_admin_api import watch
-from tests.support import prepared_services
+from tests.support import PASSWORD, prepared_services
 
 
 @pytest.fixture
@@ -225,6 +226,7 @@ async def test_watch_seconds_and_completions_reach_the_stats(api, services, monk
     await report(10)  # back to the start: nothing
     clock.now += dt.timedelta(seconds=90)
     await report(99)  # past 95 % again: no second completion; 89 s
+    await services.plays.flush()  # watching is buffered (rollups.py) and added by the plays flush
     stats = (await api.get("/admin/stats?days=1", token=await admin_token(api))).json
     [entry] = stats["videos"]
     assert (entry["plays"], entry["watch_seconds"], entry["completions"]) == (1, 30 + 10 + 6 + 89, 1)
@@ -329,3 +331,111 @@ async def test_stats_answer_the_new_fields(api, services, admin_token):
         day_of(dt.datetime.now(dt.UTC) - dt.timedelta(days=back)) for back in range(6, -1, -1)]
     assert stats["per_day"][-1] == {"date": today, "plays": 2, "viewers": 1}
     assert all((day["plays"], day["viewers"]) == (0, 0) for day in stats["per_day"][:-1])
+
+
+# ----- watching: buffered, added by the plays flush -------------------------------------------
+
+async def watched(database, video_id) -> tuple[float, int]:
+    row = await database["video_days"].find_one({"video_id": video_id}) or {}
+    return round(row.get("watch_seconds", 0), 6), row.get("completions", 0)
+
+
+async def reports(services, clock, user: str, video_id, positions) -> None:
+    for position in positions:
+        await services.watch_history.save(user, video_id, float(position), DURATION)
+        clock.now += dt.timedelta(seconds=30)
+
+
+@pytest.mark.gen_test
+async def test_watching_is_buffered_and_added_exactly_by_the_next_flush(services, database, monkeypatch):
+    clock = Clock(monkeypatch, dt.datetime.now(dt.UTC).replace(hour=12, minute=0, second=0, microsecond=0))
+    video = (await database["videos"].find_one())["_id"]
+    await reports(services, clock, "ann", video, [0, 30, 60, 115])  # 30 + 30 + 30 s, one completion
+    # The history entry is written at once (the client reads its position back)...
+    assert (await database["watch_history"].find_one({"user_id": "ann"}))["position_seconds"] == 115
+    # ... the watching waits for the flush, which adds it exactly.
+    assert await watched(database, video) == (0, 0)
+    assert services.plays._rollups.watching_pending == 1
+    await services.plays.flush()
+    assert await watched(database, video) == (90, 1)
+    await services.plays.flush()  # nothing new: nothing added
+    await reports(services, clock, "bob", video, [0, 20])
+    await services.plays.stop()  # shutdown writes what is buffered
+    assert await watched(database, video) == (110, 1)
+    assert services.plays._rollups.watching_pending == 0
+
+
+@pytest.mark.gen_test
+async def test_a_watching_batch_whose_write_failed_is_written_again_and_counts_once(services, database, monkeypatch):
+    clock = Clock(monkeypatch, dt.datetime.now(dt.UTC).replace(hour=12, minute=0, second=0, microsecond=0))
+    videos = [v["_id"] for v in await database["videos"].find().sort("_id", 1).to_list(length=2)]
+    await reports(services, clock, "ann", videos[0], [0, 10])
+    await reports(services, clock, "ann", videos[1], [0, 20])
+    rollups = services.plays._rollups
+    real = rollups._video_days
+    # The write reaches the database but its answer is lost: the batch is kept.
+    rollups._video_days = guarded({"video_days": FailingOnce(real)})["video_days"]
+    await services.plays.flush()
+    assert rollups.watching_pending == 2
+    await reports(services, clock, "ann", videos[0], [40])  # reported meanwhile: the next batch
+    await services.plays.flush()  # the same batch again, then the new one
+    rollups._video_days = real
+    assert rollups.watching_pending == 0
+    assert [await watched(database, v) for v in videos] == [(10 + 30, 0), (20, 0)]
+    await services.plays.flush()
+    assert [await watched(database, v) for v in videos] == [(10 + 30, 0), (20, 0)]
+
+
+@pytest.mark.gen_test
+async def test_watching_an_outage_keeps_is_written_once_it_ends(services, database, monkeypatch):
+    clock = Clock(monkeypatch, dt.datetime.now(dt.UTC).replace(hour=12, minute=0, second=0, microsecond=0))
+    video = (await database["videos"].find_one())["_id"]
+    await reports(services, clock, "ann", video, [0, 10])
+    rollups = services.plays._rollups
+
+    async def down(*args, **kwargs):
+        raise AutoReconnect("gone")
+
+    monkeypatch.setattr(rollups, "_video_days", guarded({"video_days": type("Down", (), {"bulk_write": down})()})[
+        "video_days"])
+    await services.plays.flush()  # refused before reaching the database: logged, kept
+    await services.plays.flush()
+    monkeypatch.undo()
+    Clock(monkeypatch, clock.now)
+    await services.plays.flush()
+    assert await watched(database, video) == (10, 0)
+
+
+@pytest.mark.gen_test
+async def test_watching_is_bounded_and_what_does_not_fit_is_counted(services, database, monkeypatch):
+    clock = Clock(monkeypatch, dt.datetime.now(dt.UTC).replace(hour=12, minute=0, second=0, microsecond=0))
+    monkeypatch.setattr("services.catalog.rollups.WATCHING_KEPT", 1)
+    videos = [v["_id"] for v in await database["videos"].find().sort("_id", 1).to_list(length=2)]
+    await reports(services, clock, "ann", videos[0], [0, 10])
+    await reports(services, clock, "ann", videos[1], [0, 10])  # a second video-day: no room
+    await reports(services, clock, "ann", videos[0], [40])  # the same video-day: summed
+    rollups = services.plays._rollups
+    assert (rollups.watching_pending, rollups.watching_dropped) == (1, 1)
+    await services.plays.flush()
+    assert [await watched(database, v) for v in videos] == [(40, 0), (0, 0)]
+
+
+@pytest.mark.gen_test
+async def test_an_account_deleted_with_watching_buffered_stays_deleted(api, services, database):
+    ann = await api.user("ann@example.com")
+    user_id = (await database["users"].find_one({"email": "ann@example.com"}))["_id"]
+    video = (await api.dashboard(ann))[0]
+    for position in (0, 3):
+        reply = await api.request("PUT", f"/video/{video['id']}/progress", token=ann,
+                                  json_body={"position_seconds": position, "duration_seconds": 3})
+        assert reply.status == 200  # the second: a completion, buffered
+    assert services.plays._rollups.watching_pending == 1
+    reply = await api.request("DELETE", "/auth/me", json_body={"password": PASSWORD}, token=ann)
+    assert reply.status in (200, 204)
+    await services.plays.flush()
+    # The sums name no viewer: the flush adds them to the video's day as the rollups keep
+    # every deleted account's plays, and writes nothing of the account's back.
+    assert await database["watch_history"].count_documents({"user_id": str(user_id)}) == 0
+    assert await database["watch_history"].count_documents({}) == 0
+    row = await database["video_days"].find_one({"video_id": ObjectId(video["id"])})
+    assert row["completions"] == 1 and not any(str(user_id) in str(value) for value in row.values())

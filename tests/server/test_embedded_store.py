@@ -15,6 +15,7 @@ from bson import ObjectId
 from mongomock import helpers
 from mongomock.collection import Collection
 from mongomock.store import CollectionStore
+from mongomock_motor import patches as mongomock_motor_patches
 from pymongo import ReadPreference, WriteConcern
 
 from server.config import ConfigError
@@ -42,6 +43,11 @@ QUERIES = [
     ({"_id": VIDEO_ID}, {"title": 1, "is_active": 1}),
     ({"_id": VIDEO_ID}, {"nested": 0}),
     ({"_id": VIDEO_ID, "is_active": True}, {"_id": 0, "title": 1}),
+    ({"_id": "session-1"}, {"user_id": 1, "expires_at": 1, "missing": 1}),  # top-level fields kept
+    ({"_id": "session-1"}, {"tags": True, "_id": 1}),
+    ({"_id": "session-1"}, {"_id": 0}),
+    ({"_id": VIDEO_ID}, {"nested.when": 1}),
+    ({"_id": VIDEO_ID}, {"title": 2}),
     ({"_id": 7}, None),
     ({"_id": 7.0}, None),
     ({"_id": "missing"}, None),
@@ -68,6 +74,10 @@ def collection():
 def test_the_patches_are_in_place():
     embedded_client()
     assert getattr(Collection.find_one, "patched_for_id_lookups", False)
+    # Without beanie (not a dependency) mongomock-motor's copy of each filter is the same value.
+    assert getattr(mongomock_motor_patches._normalize_strings, "patched_to_pass_through", False)
+    for value in [*(query for query, _ in QUERIES), [("created_at", 1), ("_id", -1)], {"a": [{"b": ("c", 1)}]}]:
+        assert mongomock_motor_patches._normalize_strings.__wrapped__(value) == value
     assert getattr(Collection._iter_documents, "patched_for_id_lookups", False)
 
 
@@ -94,6 +104,13 @@ def test_a_returned_document_is_a_copy(collection):
     again = collection.find_one({"_id": "session-1"})
     assert again["user_id"] == "u1"
     assert again["tags"][1]["b"] == NOW.replace(microsecond=123000)
+
+
+def test_kept_fields_come_in_the_documents_order_id_first_and_are_copies(collection):
+    found = collection.find_one({"_id": "session-1"}, projection={"tags": 1, "user_id": 1})
+    assert list(found) == ["_id", "user_id", "tags"]  # as MongoDB answers an inclusion projection
+    found["tags"][1]["b"] = None
+    assert collection.find_one({"_id": "session-1"}, projection={"tags": 1})["tags"][1]["b"] is not None
 
 
 def test_the_caller_projection_is_left_as_it_was(collection):
@@ -275,3 +292,177 @@ def test_a_ttl_sweep_checks_one_slice_and_a_pass_removes_what_mongomock_removes(
         if sweep == 0:
             assert len(sliced._documents) > len(original._documents)  # one slice only
     assert set(sliced._documents) == set(original._documents)
+
+
+# find_one_and_update with a filter of equalities and one $set (a progress report): the
+# patched path against mongomock's own, on the same data, answer and stored documents alike.
+HISTORY = [
+    {"_id": ObjectId(), "user_id": "u1", "video_id": VIDEO_ID, "position_seconds": 1.0, "updated_at": NOW},
+    {"_id": ObjectId(), "user_id": ["u2", "u3"], "video_id": VIDEO_ID, "position_seconds": 2.0},  # an array
+    {"_id": "s", "user_id": "u4", "video_id": str(VIDEO_ID), "n": 1},  # a string, not the ObjectId
+]
+LATER = NOW + dt.timedelta(seconds=30)
+FIND_AND_SETS = [
+    ({"user_id": "u1", "video_id": VIDEO_ID}, {"$set": {"position_seconds": 5.5, "updated_at": LATER}}, {}),
+    ({"user_id": "u1", "video_id": VIDEO_ID}, {"$set": {"position_seconds": 5.5, "done": True}},
+     {"return_document": True}),
+    ({"user_id": "u3", "video_id": VIDEO_ID}, {"$set": {"position_seconds": 3.0}}, {}),  # matches in the array
+    ({"user_id": "u4", "video_id": VIDEO_ID}, {"$set": {"position_seconds": 3.0}}, {}),  # no match: the type differs
+    ({"user_id": "u9", "video_id": VIDEO_ID}, {"$set": {"position_seconds": 3.0, "updated_at": LATER}},
+     {"upsert": True}),
+    ({"user_id": "u9", "video_id": VIDEO_ID}, {"$set": {"position_seconds": 3.0}},
+     {"upsert": True, "return_document": True}),
+    ({"_id": "s", "user_id": "u4"}, {"$set": {"n": 2}}, {"return_document": True}),
+    ({"_id": "new"}, {"$set": {"n": 2}}, {"upsert": True}),
+    ({"user_id": "u1"}, {"$set": {"user_id": "u4", "video_id": str(VIDEO_ID)}}, {}),  # a duplicate key
+    ({"user_id": "u9", "video_id": str(VIDEO_ID)}, {"$set": {"n": 3}}, {"upsert": True}),  # still unique
+    ({"user_id": "u4", "video_id": str(VIDEO_ID)}, {"$set": {"user_id": "u5"}}, {}),  # still unique
+    # Not the plain form: mongomock's own path.
+    ({"user_id": "u1"}, {"$set": {"position_seconds": 5.5}, "$inc": {"n": 1}}, {}),
+    ({"user_id": {"$in": ["u1"]}}, {"$set": {"tags": ["a"]}}, {}),
+    ({"user_id": "u1"}, {"$set": {"a.b": 1}}, {"projection": {"user_id": 1}}),
+]
+
+
+def _find_and_set_both_ways(query: dict, update: dict, options: dict) -> list:
+    embedded_client()
+    found = []
+    for find_and_set in (Collection.find_one_and_update, Collection.find_one_and_update.__wrapped__):
+        history = mongomock.MongoClient(tz_aware=True)["embedded_store_test"]["history"]
+        history.create_index([("user_id", 1), ("video_id", 1)], unique=True)
+        history.insert_many([dict(d) for d in HISTORY])
+        try:
+            answer = find_and_set(history, dict(query), {op: dict(v) for op, v in update.items()}, **options)
+        except Exception as error:  # compared, not judged
+            answer = (type(error), str(error))
+        stored = [{k: v for k, v in doc.items() if k != "_id" or not isinstance(v, ObjectId)}
+                  for doc in history.find({}, sort=[("user_id", 1), ("n", 1)])]
+        if isinstance(answer, dict) and isinstance(answer.get("_id"), ObjectId) and "u9" in str(answer):
+            answer = {k: v for k, v in answer.items() if k != "_id"}  # an upserted one: a new ObjectId each way
+        found.append((answer, stored))
+    return found
+
+
+def test_the_plain_find_and_set_is_in_place():
+    embedded_client()
+    assert getattr(Collection.find_one_and_update, "patched_for_plain_sets", False)
+
+
+@pytest.mark.parametrize(("query", "update", "options"), FIND_AND_SETS)
+def test_a_find_and_set_answers_and_stores_as_mongomock_does(query, update, options):
+    patched, original = _find_and_set_both_ways(query, update, options)
+    assert patched == original
+
+
+def test_an_upserted_entry_has_its_id_first_and_answers_are_copies():
+    embedded_client()
+    history = mongomock.MongoClient(tz_aware=True)["embedded_store_test"]["ordered"]
+    history.find_one_and_update({"user_id": "u1", "video_id": VIDEO_ID}, {"$set": {"at": NOW}}, upsert=True)
+    stored = history.find_one({"user_id": "u1"})
+    assert list(stored) == ["_id", "user_id", "video_id", "at"]  # as MongoDB orders an upserted document
+    before = history.find_one_and_update({"user_id": "u1"}, {"$set": {"at": LATER}})
+    assert before["at"] == NOW.replace(microsecond=123000) and before["at"].tzinfo is not None
+    before["at"] = None
+    assert history.find_one({"user_id": "u1"})["at"] == LATER.replace(microsecond=123000)
+
+
+# find().sort() with plain equalities, plain sorts and inclusion projections (a page of
+# the catalog): the patched cursor path against mongomock's own, in the same order.
+EARLY, LATE = NOW - dt.timedelta(days=1), NOW + dt.timedelta(days=1)
+IDS = sorted(ObjectId() for _ in range(5))
+VIDEOS = [
+    {"_id": IDS[3], "title": "d", "is_active": True, "created_at": NOW, "words": ["x"], "n": 3},
+    {"_id": IDS[1], "title": "b", "is_active": True, "created_at": EARLY, "words": ["y"], "n": 1},
+    {"_id": IDS[4], "title": "e", "is_active": False, "created_at": NOW, "n": 2},
+    {"_id": IDS[0], "title": "a", "is_active": 1, "created_at": NOW, "n": 2.5},  # 1 is not true
+    {"_id": IDS[2], "title": "c", "is_active": True, "created_at": LATE, "nested": {"at": NOW}, "n": 2},
+]
+ORDER = [("created_at", 1), ("_id", 1)]
+FINDS = [
+    ({"is_active": True}, None, ORDER),
+    ({"is_active": True}, {"title": 1, "created_at": 1}, ORDER),
+    ({}, {"title": 1, "_id": 0}, [("created_at", -1), ("_id", 1)]),
+    ({}, None, [("created_at", -1), ("_id", -1)]),
+    ({"title": "c"}, {"nested": 1}, None),
+    ({"words": "x"}, None, ORDER),  # an array holding the value
+    ({}, None, [("n", 1)]),  # an int and a float: mongomock's own comparison
+    ({}, None, [("words", 1), ("_id", 1)]),  # missing and arrays: mongomock's own comparison
+    ({}, None, [("title", 1)]),
+    ({"is_active": False}, {"nested.at": 1}, ORDER),  # a dotted projection: mongomock's own path
+    ({"created_at": {"$gt": EARLY}}, {"title": 1}, [("$natural", -1)]),  # neither plain
+]
+
+
+@pytest.mark.parametrize(("query", "projection", "sort"), FINDS)
+def test_a_sorted_find_answers_as_mongomock_does(query, projection, sort):
+    embedded_client()
+    answers = []
+    for get_dataset in (Collection._get_dataset, Collection._get_dataset.__wrapped__):
+        videos = mongomock.MongoClient(tz_aware=True)["embedded_store_test"]["videos"]
+        videos.insert_many([dict(d) for d in VIDEOS])
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(Collection, "_get_dataset", get_dataset)
+            cursor = videos.find(query, projection=projection)
+            found = list(cursor.sort(sort) if sort else cursor)
+        answers.append([list(document.items()) for document in found])  # the order of fields too
+    patched, original = answers
+    assert [dict(d) for d in patched] == [dict(d) for d in original]
+    assert all(v.tzinfo is not None for d in patched for v in _datetimes(dict(d)))
+
+
+def test_documents_read_by_a_cursor_are_copies():
+    embedded_client()
+    videos = mongomock.MongoClient(tz_aware=True)["embedded_store_test"]["copies"]
+    videos.insert_many([dict(d) for d in VIDEOS])
+    for found in videos.find({"is_active": True}).sort(ORDER):
+        found["title"] = None
+        for value in found.values():
+            if isinstance(value, list):
+                value.append("changed")
+            if isinstance(value, dict):
+                value["at"] = None
+    assert [d["title"] for d in videos.find({"is_active": True}).sort(ORDER)] == ["b", "d", "c"]
+    assert videos.find_one({"title": "d"})["words"] == ["x"]
+    assert videos.find_one({"title": "c"})["nested"]["at"] is not None
+
+
+# insert_many of flat documents in one pass (a batch of plays) against mongomock's loop.
+BATCHES = [
+    [{"video_id": VIDEO_ID, "user_id": f"u{i}", "at": NOW, "batch": "b1"} for i in range(3)],
+    [{"_id": 1, "n": 1}, {"_id": "two", "at": NOW.replace(tzinfo=dt.timezone(dt.timedelta(hours=2)))}],
+    [{"_id": 1, "n": 1}, {"_id": 1, "n": 2}],  # an _id twice
+    [{"_id": "stored", "n": 1}],  # already stored
+    [{"n": 1}, {"tags": ["a"]}, {"n": 3}],  # one not flat
+    [{"n": 1}, {"n": 2 ** 70}, {"n": 3}],  # one BSON refuses
+]
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+@pytest.mark.parametrize("batch", BATCHES)
+def test_a_flat_batch_is_inserted_as_mongomocks_loop_inserts_it(batch, ordered):
+    embedded_client()
+    found = []
+    for insert in (Collection._insert, Collection._insert.__wrapped__):
+        things = mongomock.MongoClient(tz_aware=True)["embedded_store_test"]["batches"]
+        things.insert_one({"_id": "stored", "n": 0})
+        given = [dict(document) for document in batch]
+        try:
+            answer = insert(things, given, None, ordered)
+        except Exception as error:  # compared, not judged
+            answer = (type(error), getattr(error, "details", str(error)))
+        generated = [document["_id"] for document in given if isinstance(document.get("_id"), ObjectId)]
+        stored = [{k: v for k, v in document.items() if v not in generated}
+                  for document in things._store._documents.values()]
+        found.append((answer if not generated else len(answer), stored,
+                      [{k: v for k, v in document.items() if k != "_id" or v not in generated} for document in given]))
+    patched, original = found
+    assert patched == original
+
+
+def test_a_batch_into_a_collection_with_a_unique_index_takes_mongomocks_loop():
+    embedded_client()
+    things = mongomock.MongoClient(tz_aware=True)["embedded_store_test"]["unique_batches"]
+    things.create_index("email", unique=True)
+    with pytest.raises(mongomock.BulkWriteError):
+        things.insert_many([{"email": "a"}, {"email": "b"}, {"email": "a"}, {"email": "c"}], ordered=False)
+    assert sorted(d["email"] for d in things.find()) == ["a", "b", "c"]
