@@ -316,6 +316,7 @@ class VideoApp(tornado.web.Application):
             in_flight=lambda: self.inflight.count,
             password_checks_waiting=lambda: services.passwords.waiting,
             plays_dropped=lambda: services.plays.dropped + services.plays.lost,
+            watch_time_dropped=lambda: services.plays.watch_reports_dropped,
             shared_dir=metrics_dir,
             connections=self.connections,
         )

@@ -98,9 +98,10 @@ class ConnectionCounts:
 class Metrics:
     def __init__(self, routes: Iterable[Sequence[Any]], in_flight: Callable[[], float],
                  password_checks_waiting: Callable[[], float], plays_dropped: Callable[[], float] = lambda: 0,
+                 watch_time_dropped: Callable[[], float] = lambda: 0,
                  shared_dir: str | None = None, connections: ConnectionCounts | None = None):
-        """``routes``: (pattern, handler class) pairs; ``in_flight``, ``password_checks_waiting``
-        and ``plays_dropped``: functions read at each scrape. ``shared_dir``: the multiprocess
+        """``routes``: (pattern, handler class) pairs; ``in_flight``, ``password_checks_waiting``,
+        ``plays_dropped`` and ``watch_time_dropped``: functions read at each scrape. ``shared_dir``: the multiprocess
         directory (see ``share_between_processes``), or None for one process; ``connections``:
         the HTTP server's counts."""
         self.shared_dir = shared_dir
@@ -131,6 +132,9 @@ class Metrics:
                    combine="livesum")
         self.gauge("plays_dropped", "Plays dropped since start: the play buffer was full, or a batch write "
                    "failed (only ever grows while the process runs).", plays_dropped, combine="sum")
+        self.gauge("watch_time_dropped", "Progress reports whose watch time was left out of the stats since start: "
+                   "the sums waiting for the plays flush were full (only ever grows while the process runs).",
+                   watch_time_dropped, combine="sum")
         self._database_unavailable = self.counter(
             "database_unavailable_responses", "Requests answered 503 because the database did not answer in time.")
         self.connections = counts = connections or ConnectionCounts()

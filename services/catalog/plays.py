@@ -93,6 +93,11 @@ class PlayStore:
             self._batch_ready.set()
 
     @property
+    def watch_reports_dropped(self) -> int:
+        """Progress reports whose watch time was dropped because the sums in memory were full."""
+        return self._rollups.watching_dropped
+
+    @property
     def pending(self) -> int:
         return len(self._buffer)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import re
 import threading
 
@@ -12,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from handlers.operations import DOCS_CSP
 from services.accounts.passwords import PasswordHasher
+from services.catalog import rollups as rollups_module
 from tests.support import PASSWORD
 
 
@@ -58,6 +60,15 @@ async def test_dropped_plays_are_counted_in_the_metrics(api, app):
     for _ in range(5):
         app.services.plays.record(ObjectId(), "someone")  # no flusher runs here: 2 fit, 3 are dropped
     assert (await scrape(api))[("plays_dropped", ())] == 3
+
+
+@pytest.mark.gen_test
+async def test_dropped_watch_time_is_counted_in_the_metrics(api, app, monkeypatch):
+    monkeypatch.setattr(rollups_module, "WATCHING_KEPT", 2)
+    rollups = app.services.plays._rollups
+    for _ in range(5):  # no flusher runs here: two videos' sums fit, the other three are dropped
+        rollups.add_watching(ObjectId(), dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC), 30.0, 0)
+    assert (await scrape(api))[("watch_time_dropped", ())] == 3
 
 @pytest.mark.gen_test
 async def test_requests_are_counted_by_route_pattern_and_status_never_by_raw_path(api):
