@@ -22,7 +22,7 @@ from tornado.netutil import bind_sockets
 from server.app import build_services
 from server.config import ConfigError, load_config
 from services.accounts.password_reset import ResetTokenStore
-from tests.support import HOST, PASSWORD, Api, close_server, free_port
+from tests.support import HOST, PASSWORD, Api, close_server, free_port, wait_until
 
 GOOGLE_CLIENT = "1234-app.apps.googleusercontent.com"
 APPLE_CLIENT = "com.example.videoapp"
@@ -290,10 +290,7 @@ async def test_an_unknown_kid_refetches_at_most_once_a_minute_and_a_stampede_fet
                                                                    email=f"s{n}@example.com"))
                                    for n in range(30)))
         # Every sign-in of the crowd is in flight, waiting for the one fetch, before it ends.
-        for _ in range(500):
-            if app.inflight.count == 30 and jwks.fetches == 2:
-                break
-            await asyncio.sleep(0.01)
+        await wait_until(lambda: app.inflight.count == 30 and jwks.fetches == 2, interval=0.01)
         assert app.inflight.count == 30
         jwks.gate.set()
         statuses = [reply.status for reply in await replies]

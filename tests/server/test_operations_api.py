@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from handlers.operations import DOCS_CSP
 from services.accounts.passwords import PasswordHasher
-from tests.support import PASSWORD
+from tests.support import PASSWORD, wait_until
 
 
 def samples(text: str) -> dict[tuple, float]:
@@ -123,12 +123,11 @@ async def test_password_checks_waiting_for_a_bcrypt_thread(api, executor):
     logins = [asyncio.ensure_future(api.post("/auth/login", {"email": "ann@example.com", "password": PASSWORD}))
               for _ in range(3)]
     try:
-        for _ in range(200):
-            waiting = (await scrape(api))[("password_checks_waiting", ())]
-            if waiting == 3:
-                break
-            await asyncio.sleep(0.02)
-        assert waiting == 3
+        async def three_waiting() -> bool:
+            return (await scrape(api))[("password_checks_waiting", ())] == 3
+
+        await wait_until(three_waiting)
+        assert (await scrape(api))[("password_checks_waiting", ())] == 3
     finally:
         release.set()
     assert [r.status for r in await asyncio.gather(*logins)] == [200] * 3
