@@ -209,7 +209,13 @@ async def test_the_event_loops_lag_is_a_histogram_that_sees_a_held_loop(api, app
     try:
         await asyncio.sleep(0.25)  # a tick or two on time
         time.sleep(0.3)  # noqa: ASYNC251 - holding the loop on purpose, as a scanning request would
-        await asyncio.sleep(0.15)  # the late tick runs and is counted
+
+        async def late_tick_counted() -> bool:  # it runs once the loop is free (later on a loaded machine)
+            found = await scrape(api)
+            ticks = found[("event_loop_lag_seconds_count", ())]
+            return ticks >= 2 and found[("event_loop_lag_seconds_bucket", (("le", "0.1"),))] < ticks
+
+        await wait_until(late_tick_counted)
         found = await scrape(api)
     finally:
         await app.loop_lag.stop()
