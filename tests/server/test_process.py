@@ -388,21 +388,25 @@ BAD_PRODUCTION_CONFIGS = {
 
 def assert_refuses_to_start(env: dict, named: str, secrets: tuple[str, ...]) -> None:
     """A prompt non-zero exit, with a JSON error line naming the setting, no listening,
-    and none of ``secrets`` anywhere in the output."""
+    and none of ``secrets`` anywhere in the output.
+
+    Prompt: refused on reading the configuration, before any attempt at the database (where
+    nothing listens: each attempt waits MONGODB_TIMEOUT_MS and logs a retry), and so within
+    CONFIG_ERROR_DEADLINE_SECONDS. The wall time is not held to less: nearly all of it is the
+    interpreter importing the server, 1 s on a quiet machine and 5 s on a loaded 2-core one,
+    where a bound of 5 s failed ("took 5.0 s to refuse") with nothing wrong."""
     with ServerProcess(env) as server:
-        started = time.monotonic()
         server.spawn()
         try:
             code = server.wait(timeout=CONFIG_ERROR_DEADLINE_SECONDS)
         except subprocess.TimeoutExpired:
             pytest.fail(f"the server started with a bad configuration:\n{server.stderr}")
-        elapsed = time.monotonic() - started
         assert code != 0, server.stderr
-        assert elapsed < 5, f"took {elapsed:.1f} s to refuse"
         for secret in secrets:
             assert secret not in server.stderr
         entries = server.log_lines()  # a bare Python traceback is not a log line
         assert any(e["level"] == "error" and named in e["message"] for e in entries), server.stderr
+        assert not any(e.get("message") == "database not reachable yet; retrying" for e in entries), server.stderr
         assert not any(e.get("message") == "listening" for e in entries)
         assert connection_refused(server.port)
 
