@@ -14,7 +14,7 @@ from services.accounts.sessions import Principal, SessionStore
 from services.accounts.users import UserStore
 from services.common.clock import utcnow
 from services.common.errors import NotAuthenticated
-from tests.support import PASSWORD, assert_json_error, query_token
+from tests.support import PASSWORD, assert_json_error, query_token, wait_until
 
 ANN = {"email": "ann@example.com", "password": PASSWORD}
 PER_USER_COLLECTIONS = ("sessions", "refresh_tokens", "password_reset_tokens")
@@ -212,10 +212,10 @@ async def test_the_start_up_sweep_finishes_an_interrupted_deletion(services, dat
                                            "expires_at": utcnow()})
     preparing = asyncio.ensure_future(prepare_database(services))
     try:
-        for _ in range(100):
-            if await database["users"].count_documents({}) == 0:
-                break
-            await asyncio.sleep(0.02)
+        async def deleted() -> bool:
+            return await database["users"].count_documents({}) == 0
+
+        await wait_until(deleted)
     finally:
         preparing.cancel()
     assert await database["users"].count_documents({}) == 0

@@ -16,7 +16,7 @@ from server.commands import run_verify_email, verify_email
 from services.accounts.users import public_user
 from services.common.clock import utcnow
 from services.common.mail import FileMailer
-from tests.support import HOST, PASSWORD, Api, assert_json_error, close_server, listen, prepared_services
+from tests.support import HOST, PASSWORD, Api, assert_json_error, close_server, listen, prepared_services, wait_until
 from tests.support.smtp import smtp_url
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
@@ -39,13 +39,13 @@ def config_overrides(smtp_port):
 
 async def mails(services, inbox, subject: str, count: int = 1) -> list[email.message.Message]:
     """The first ``count`` messages with this subject, once they arrived."""
-    for _ in range(150):  # the SMTP server hands each message over in its own thread
+    async def arrived() -> bool:  # the SMTP server hands each message over in its own thread
         await services.mailboxes.idle()
         await services.password_reset.idle()
-        found = inbox.with_subject(subject)
-        if len(found) >= count:
-            return found
-        await asyncio.sleep(0.02)
+        return len(inbox.with_subject(subject)) >= count
+
+    if await wait_until(arrived):
+        return inbox.with_subject(subject)
     raise AssertionError(f"no {count} mail(s) {subject!r}: {[m['Subject'] for m in inbox.messages]}")
 
 

@@ -21,7 +21,7 @@ from services.accounts.users import UserStore
 from services.common.clock import utcnow
 from services.common.errors import FeatureUnavailable
 from services.common.mail import SmtpMailer, parse_smtp_url
-from tests.support import HOST, PASSWORD, Api, assert_json_error, close_server, free_port, listen
+from tests.support import HOST, PASSWORD, Api, assert_json_error, close_server, free_port, listen, wait_until
 from tests.support.smtp import SMTP_USER, Inbox
 from tests.support.smtp import authenticate as _authenticate
 
@@ -63,10 +63,9 @@ def mails(inbox, subject=RESET_SUBJECT) -> list[email.message.Message]:
 async def wait_for_mail(services, inbox, count=1, subject=RESET_SUBJECT) -> email.message.Message:
     await services.password_reset.idle()
     await services.mailboxes.idle()
-    for _ in range(100):  # the SMTP server hands the message over in its own thread
-        if len(mails(inbox, subject)) >= count:
-            return mails(inbox, subject)[count - 1]
-        await asyncio.sleep(0.02)
+    # The SMTP server hands the message over in its own thread: a moment, longer on a loaded machine.
+    if await wait_until(lambda: len(mails(inbox, subject)) >= count):
+        return mails(inbox, subject)[count - 1]
     raise AssertionError("no mail arrived")
 
 

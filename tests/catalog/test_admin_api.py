@@ -9,7 +9,7 @@ from pymongo.errors import AutoReconnect
 from services.catalog.youtube import EXPECTED
 from services.common.datastore import guarded
 from services.common.errors import DatabaseUnavailable
-from tests.support import SEEDED, assert_json_error
+from tests.support import SEEDED, assert_json_error, wait_until
 
 ADMIN = "boss@example.com"
 ADMIN_ROUTES = [
@@ -511,10 +511,10 @@ async def test_the_background_flush_writes_plays_and_stop_writes_the_rest(api, s
     services.plays.start()
     try:
         await watch(api, user, video, times=2)
-        for _ in range(100):
-            if await database["plays"].count_documents({}) == 2:
-                break
-            await asyncio.sleep(0.02)
+        async def both_written() -> bool:  # every plays_flush_seconds, however loaded the machine
+            return await database["plays"].count_documents({}) == 2
+
+        await wait_until(both_written)
         assert await database["plays"].count_documents({}) == 2
     finally:
         await watch(api, user, video)

@@ -316,7 +316,9 @@ async def test_workers_starting_together_carry_over_once(services, database):
 
 
 @pytest.mark.gen_test
-async def test_stats_answer_the_new_fields(api, services, admin_token):
+async def test_stats_answer_the_new_fields(api, services, admin_token, monkeypatch):
+    # Noon of today, held: plays counted at 23:59:59 and stats asked at 00:00:00 fall on two days.
+    clock = Clock(monkeypatch, dt.datetime.now(dt.UTC).replace(hour=12, minute=0, second=0, microsecond=0))
     ann = await api.user("ann@example.com")
     video = (await api.dashboard(ann))[0]
     await watch(api, ann, video, times=2)
@@ -326,9 +328,9 @@ async def test_stats_answer_the_new_fields(api, services, admin_token):
     [entry] = stats["videos"]
     assert set(entry) == {"id", "title", "plays", "viewers", "watch_seconds", "completions", "per_day"}
     assert (entry["watch_seconds"], entry["completions"]) == (0, 0)
-    today = day_of(dt.datetime.now(dt.UTC))
+    today = day_of(clock.now)
     assert [day["date"] for day in stats["per_day"]] == [
-        day_of(dt.datetime.now(dt.UTC) - dt.timedelta(days=back)) for back in range(6, -1, -1)]
+        day_of(clock.now - dt.timedelta(days=back)) for back in range(6, -1, -1)]
     assert stats["per_day"][-1] == {"date": today, "plays": 2, "viewers": 1}
     assert all((day["plays"], day["viewers"]) == (0, 0) for day in stats["per_day"][:-1])
 

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from handlers.operations import DOCS_CSP
 from services.accounts.passwords import PasswordHasher
 from services.catalog import rollups as rollups_module
-from tests.support import PASSWORD
+from tests.support import PASSWORD, wait_until
 
 
 def samples(text: str) -> dict[tuple, float]:
@@ -134,12 +134,11 @@ async def test_password_checks_waiting_for_a_bcrypt_thread(api, executor):
     logins = [asyncio.ensure_future(api.post("/auth/login", {"email": "ann@example.com", "password": PASSWORD}))
               for _ in range(3)]
     try:
-        for _ in range(200):
-            waiting = (await scrape(api))[("password_checks_waiting", ())]
-            if waiting == 3:
-                break
-            await asyncio.sleep(0.02)
-        assert waiting == 3
+        async def three_waiting() -> bool:
+            return (await scrape(api))[("password_checks_waiting", ())] == 3
+
+        await wait_until(three_waiting)
+        assert (await scrape(api))[("password_checks_waiting", ())] == 3
     finally:
         release.set()
     assert [r.status for r in await asyncio.gather(*logins)] == [200] * 3
@@ -221,7 +220,13 @@ async def test_the_event_loops_lag_is_a_histogram_that_sees_a_held_loop(api, app
     try:
         await asyncio.sleep(0.25)  # a tick or two on time
         time.sleep(0.3)  # noqa: ASYNC251 - holding the loop on purpose, as a scanning request would
-        await asyncio.sleep(0.15)  # the late tick runs and is counted
+
+        async def late_tick_counted() -> bool:  # it runs once the loop is free (later on a loaded machine)
+            found = await scrape(api)
+            ticks = found[("event_loop_lag_seconds_count", ())]
+            return ticks >= 2 and found[("event_loop_lag_seconds_bucket", (("le", "0.1"),))] < ticks
+
+        await wait_until(late_tick_counted)
         found = await scrape(api)
     finally:
         await app.loop_lag.stop()

@@ -4,6 +4,7 @@ METRICS_TOKEN, and .env for local runs (tests/support/process.py starts ``python
 from __future__ import annotations
 
 import concurrent.futures
+import http.client
 import os
 import signal
 import time
@@ -23,6 +24,7 @@ from tests.support import (
     free_port,
     request,
     running_server,
+    wait_until_sync,
 )
 
 SECRET = TEST_SECRET  # the child's JWT_SECRET
@@ -139,13 +141,23 @@ def test_workers_share_the_port_and_all_drain_on_sigterm():
         assert worker_pids == children_of(server.proc.pid)
 
         # Requests in flight on several connections (each waits for the absent database).
-        with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
-            replies = [pool.submit(server.request, "GET", "/readyz") for _ in range(6)]
+        connections = [http.client.HTTPConnection(HOST, server.port, timeout=GRACE_SECONDS) for _ in range(6)]
+        try:
+            for conn in connections:
+                conn.request("GET", "/readyz")
             server.wait_for_log(lambda e: e.get("message") == "database not reachable yet; retrying", timeout=10)
-            time.sleep(0.3)
+            # Every request accepted and read by a worker (not still in the listen backlog, which
+            # the signal closes), however long that takes on a loaded machine...
+            ports = {conn.sock.getsockname()[1] for conn in connections}
+            assert wait_until_sync(lambda: server.has_read(ports) is not False, interval=0.005), \
+                "the workers did not read all six requests"
+            time.sleep(0.3)  # ...and its handler running: a loop iteration or two after the read
             signalled = time.monotonic()
             server.signal(signal.SIGTERM)
-            statuses = [r.result(timeout=GRACE_SECONDS).status for r in replies]
+            statuses = [conn.getresponse().status for conn in connections]
+        finally:
+            for conn in connections:
+                conn.close()
         assert statuses == [503] * 6  # answered, not cut off
         assert server.wait(timeout=GRACE_SECONDS + 2) == 0, server.stderr
         assert time.monotonic() - signalled < GRACE_SECONDS

@@ -29,6 +29,7 @@ from tests.support import (
     connection_refused,
     free_port,
     running_server,
+    wait_until_sync,
 )
 from tests.support.devmail import mailed_verification_token
 
@@ -36,7 +37,11 @@ SECRET = TEST_SECRET  # the child's JWT_SECRET
 OUTAGE_BOUND_SECONDS = 3  # a correctness bound (fail fast, never hang), not a benchmark
 RECOVERY_DEADLINE_SECONDS = 10
 CONFIG_ERROR_DEADLINE_SECONDS = 10
-GRACE_SECONDS = 10
+# The shutdown grace the SIGTERM tests give the server. Generous: the eight logins of
+# test_sigterm_lets_logins_in_flight_finish_then_exits_0 are bcrypt at 12 rounds, about 1 s
+# of work on two quiet cores but up to 8 s on a loaded machine (measured: the test took 11.7 s),
+# and they must finish within the grace. A quick exit waits for none of it.
+GRACE_SECONDS = 30
 SOME_USER_ID = "6561a1b2c3d4e5f601234567"
 SOME_VIDEO_ID = "6561a1b2c3d4e5f60123abcd"
 SOME_PRINCIPAL = Principal(user_id=SOME_USER_ID, session_id="session-only-the-database-knows")
@@ -193,22 +198,35 @@ def test_readiness_recovers_when_the_database_comes_back_without_a_restart():
 # ----- 3. SIGTERM ----------------------------------------------------------------------------
 
 
-def wait_until_read(server: ServerProcess, connections: list[http.client.HTTPConnection]) -> None:
+def requests_in_flight(server: ServerProcess) -> float:
+    """The server's http_requests_in_flight, counting the scrape that asks."""
+    for line in server.request("GET", "/metrics").body.decode().splitlines():
+        if line.startswith("http_requests_in_flight "):
+            return float(line.split()[1])
+    raise AssertionError("no http_requests_in_flight in /metrics")
+
+
+def wait_until_read(server: ServerProcess, connections: list[http.client.HTTPConnection],
+                    *, all_in_flight: bool = True) -> None:
     """Returns once the server has accepted these connections and read their requests,
-    so that a signal sent next finds them in flight (not in the listen backlog)."""
+    so that a signal sent next finds them in flight (not in the listen backlog). With
+    ``all_in_flight``, also once their handlers run (the server counts them in flight):
+    from "read" to "handler running" is a loop iteration or two, longer on a loaded machine.
+    Either wait ends at its deadline: the test's own assertions say what was missed."""
     client_ports = {conn.sock.getsockname()[1] for conn in connections}
-    deadline = time.monotonic() + 3
-    while server.has_read(client_ports) is False and time.monotonic() < deadline:
-        time.sleep(0.005)
-    time.sleep(0.05)  # from "read" to "handler running" is a loop iteration or two
+    wait_until_sync(lambda: server.has_read(client_ports) is not False, interval=0.005)
+    if all_in_flight:
+        wait_until_sync(lambda: requests_in_flight(server) >= len(connections) + 1, interval=0.01)
+    else:
+        time.sleep(0.05)
 
 
-def send_logins(server, connections) -> None:
+def send_logins(server, connections, *, all_in_flight: bool = True) -> None:
     """One login on each connection, held until the server has read them all."""
     body = json.dumps(login_body())
     for conn in connections:
         conn.request("POST", "/auth/login", body=body, headers={"Content-Type": "application/json"})
-    wait_until_read(server, connections)
+    wait_until_read(server, connections, all_in_flight=all_in_flight)
 
 
 def test_sigterm_lets_logins_in_flight_finish_then_exits_0():
@@ -287,7 +305,9 @@ def test_sigterm_when_requests_outlast_the_grace_period_still_exits_0():
         connections = [http.client.HTTPConnection(HOST, server.port, timeout=15) for _ in range(12)]
         outcomes = []
         try:
-            send_logins(server, connections)
+            # Not waiting for all twelve in flight at once: on a loaded machine the first may
+            # be done before the last is read. What counts is that some outlast the grace.
+            send_logins(server, connections, all_in_flight=False)
             signalled = time.monotonic()
             server.signal(signal.SIGTERM)
             for conn in connections:
@@ -372,21 +392,25 @@ BAD_PRODUCTION_CONFIGS = {
 
 def assert_refuses_to_start(env: dict, named: str, secrets: tuple[str, ...]) -> None:
     """A prompt non-zero exit, with a JSON error line naming the setting, no listening,
-    and none of ``secrets`` anywhere in the output."""
+    and none of ``secrets`` anywhere in the output.
+
+    Prompt: refused on reading the configuration, before any attempt at the database (where
+    nothing listens: each attempt waits MONGODB_TIMEOUT_MS and logs a retry), and so within
+    CONFIG_ERROR_DEADLINE_SECONDS. The wall time is not held to less: nearly all of it is the
+    interpreter importing the server, 1 s on a quiet machine and 5 s on a loaded 2-core one,
+    where a bound of 5 s failed ("took 5.0 s to refuse") with nothing wrong."""
     with ServerProcess(env) as server:
-        started = time.monotonic()
         server.spawn()
         try:
             code = server.wait(timeout=CONFIG_ERROR_DEADLINE_SECONDS)
         except subprocess.TimeoutExpired:
             pytest.fail(f"the server started with a bad configuration:\n{server.stderr}")
-        elapsed = time.monotonic() - started
         assert code != 0, server.stderr
-        assert elapsed < 5, f"took {elapsed:.1f} s to refuse"
         for secret in secrets:
             assert secret not in server.stderr
         entries = server.log_lines()  # a bare Python traceback is not a log line
         assert any(e["level"] == "error" and named in e["message"] for e in entries), server.stderr
+        assert not any(e.get("message") == "database not reachable yet; retrying" for e in entries), server.stderr
         assert not any(e.get("message") == "listening" for e in entries)
         assert connection_refused(server.port)
 

@@ -9,6 +9,7 @@ from tests.support.constants import HOST, PASSWORD, REPO_ROOT, SEEDED, SUITE_EVE
 from tests.support.inprocess import close_server, listen, loop_in_thread, prepared_services, serve_until_signalled
 from tests.support.network import connection_refused, connections_drained, free_port, open_raw_connection
 from tests.support.process import START_TIMEOUT_SECONDS, ServerFailed, ServerProcess, child_environment, running_server
+from tests.support.waiting import WAIT_SECONDS, wait_until, wait_until_sync
 
 __all__ = [
     "HOST",
@@ -19,6 +20,7 @@ __all__ = [
     "START_TIMEOUT_SECONDS",
     "SUITE_EVENT_LOOP",
     "TEST_SECRET",
+    "WAIT_SECONDS",
     "Api",
     "Reply",
     "ServerFailed",
@@ -37,4 +39,6 @@ __all__ = [
     "request",
     "running_server",
     "serve_until_signalled",
+    "wait_until",
+    "wait_until_sync",
 ]
