@@ -327,8 +327,11 @@ async def test_history_is_most_recent_first_with_fresh_tokens_and_no_withdrawn_v
     await add_videos(services, 6)
     ann, bob = await api.user("ann@example.com"), await api.user("bob@example.com")
     videos = (await api.get("/videos", token=ann)).json["videos"][SEEDED:]  # the six added
+    # The history is ordered by the stored millisecond (then the entry's _id): two saves in one
+    # millisecond tie, which the faster server makes happen, so each save waits for the next.
     for video in videos:  # oldest first: the last one saved is the most recent
         assert (await put_progress(api, ann, video["id"], 10)).status == 200
+        await asyncio.sleep(0.005)
     await put_progress(api, ann, videos[0]["id"], 99)  # watched again: first in the history
     await put_progress(api, bob, videos[1]["id"], 1)
     await database["videos"].update_one({"_id": ObjectId(videos[2]["id"])}, {"$set": {"is_active": False}})
