@@ -102,7 +102,7 @@ async def serve(config: Config, started: asyncio.Future | None = None,
     if sockets is None:
         server.listen(config.port, address=config.host, backlog=config.listen_backlog)
     else:
-        server.add_sockets(sockets, backlog=config.listen_backlog)
+        server.add_sockets(sockets)
 
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -60,7 +60,7 @@ import httptools
 from tornado import httputil, iostream
 from tornado.ioloop import IOLoop
 from tornado.log import app_log, gen_log
-from tornado.netutil import bind_sockets
+from tornado.netutil import add_accept_handler, bind_sockets
 
 from handlers.body import declared_length
 from server.metrics import ConnectionCounts
@@ -735,29 +735,42 @@ class HTTPServer:
         self.protocol = protocol
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop of add_sockets
         self.protocols: set[HTTPProtocol] = set()
-        self.listening: list[tuple[asyncio.Task, list[socket.socket]]] = []
+        self.listening: list[tuple[Callable[[], None], socket.socket]] = []
 
     def listen(self, port: int, address: str | None = None, backlog: int = DEFAULT_BACKLOG) -> None:
-        self.add_sockets(bind_sockets(port, address=address, backlog=backlog), backlog=backlog)
+        self.add_sockets(bind_sockets(port, address=address, backlog=backlog))
 
-    def add_sockets(self, sockets: list[socket.socket], backlog: int = DEFAULT_BACKLOG) -> None:
-        """Serves on sockets already bound and listening (``backlog``: theirs, which asyncio
-        sets again). Serving begins as the loop next runs; connections wait in the backlog."""
-        loop = self.loop = IOLoop.current().asyncio_loop  # type: ignore[attr-defined]
+    def add_sockets(self, sockets: list[socket.socket]) -> None:
+        """Serves on sockets already bound and listening. Serving begins as the loop next runs;
+        connections wait in the backlog meanwhile.
+
+        Connections are accepted by Tornado's accept handler (as many as are waiting, up to a
+        backlog's worth, each time a socket is ready) and handed to the loop as transports
+        (``connect_accepted_socket``), not by the loop's own server (``create_server``): under
+        uvloop's, a crowd of 2,000 connections at once had its newest connections' first
+        requests left unread for seconds while the older ones were served again and again
+        (wrk's timeouts in bench/crowd.py; none on asyncio's loop, and none this way)."""
+        self.loop = IOLoop.current().asyncio_loop  # type: ignore[attr-defined]
         for sock in sockets:
-            serving = loop.create_server(lambda: HTTPProtocol(self), sock=sock, backlog=backlog)
-            self.listening.append((asyncio.ensure_future(serving, loop=loop), [sock]))
+            self.listening.append((add_accept_handler(sock, self._accepted), sock))
+
+    def _accepted(self, connection: socket.socket, address: Any) -> None:
+        assert self.loop is not None
+        serving = asyncio.ensure_future(
+            self.loop.connect_accepted_socket(lambda: HTTPProtocol(self), sock=connection), loop=self.loop)
+
+        def started(future: asyncio.Future) -> None:
+            if future.cancelled() or future.exception() is not None:
+                connection.close()  # gone before it could be served: nothing to answer
+
+        serving.add_done_callback(started)
 
     def stop(self) -> None:
         """No new connections from here on (the listening sockets are closed)."""
         listening, self.listening = self.listening, []
-        for task, sockets in listening:
-            if task.done() and not task.cancelled() and task.exception() is None:
-                task.result().close()
-            else:
-                task.cancel()
-                for sock in sockets:
-                    sock.close()
+        for stop_accepting, sock in listening:
+            stop_accepting()
+            sock.close()
 
     async def close_all_connections(self) -> None:
         """Closes every connection and waits until each is gone."""
