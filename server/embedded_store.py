@@ -598,25 +598,22 @@ def _patch_mongomock() -> None:
     if mongomock_motor_patches.ExpressionField is None and not getattr(
             mongomock_motor_patches._normalize_strings, "patched_to_pass_through", False):
         mongomock_motor_patches._normalize_strings = _passed_through(mongomock_motor_patches._normalize_strings)
-    if not getattr(AsyncMongoMockCollection.__dict__.get("with_options"), "patched_to_stay_async", False):
-        AsyncMongoMockCollection.with_options = _async_with_options  # type: ignore[method-assign]
-    if not getattr(Collection._iter_documents, "patched_for_id_lookups", False):
-        Collection._iter_documents = _iter_documents_by_id(Collection._iter_documents)  # type: ignore[method-assign]
-    if not getattr(Collection._insert, "patched_for_flat_documents", False):
-        Collection._insert = _insert_flat_documents(Collection._insert)  # type: ignore[method-assign]
-    if not getattr(Collection.find_one_and_update, "patched_for_plain_sets", False):
-        Collection.find_one_and_update = _find_one_and_set(Collection.find_one_and_update)  # type: ignore[method-assign]
-    if not getattr(Collection._get_dataset, "patched_for_plain_sorts", False):
-        Collection._get_dataset = _dataset_sorted_and_kept(Collection._get_dataset)  # type: ignore[method-assign]
-    if not getattr(Cursor._compute_results, "patched_to_copy_once", False):
-        Cursor._compute_results = _results_copied_once(Cursor._compute_results)  # type: ignore[method-assign]
-    if not getattr(Collection.find_one, "patched_for_id_lookups", False):
-        Collection.find_one = _find_one_by_id(Collection.find_one)  # type: ignore[method-assign]
-    if not getattr(CollectionStore._remove_expired_documents, "patched_for_sweeps", False):
-        CollectionStore._remove_expired_documents = _sweep_now_and_then(CollectionStore._remove_expired_documents)  # type: ignore[method-assign]
-    if not getattr(BulkOperationBuilder.add_update, "patched_for_sort", False):
-        BulkOperationBuilder.add_update = _bulk_update_without_sort(  # type: ignore[method-assign]
-            BulkOperationBuilder.add_update)
+    # (class, attribute, what wraps or replaces it, the mark the replacement carries)
+    patches: tuple[tuple[type, str, Callable[[Any], Any], str], ...] = (
+        (AsyncMongoMockCollection, "with_options", lambda _: _async_with_options, "patched_to_stay_async"),
+        (Collection, "_iter_documents", _iter_documents_by_id, "patched_for_id_lookups"),
+        (Collection, "_insert", _insert_flat_documents, "patched_for_flat_documents"),
+        (Collection, "find_one_and_update", _find_one_and_set, "patched_for_plain_sets"),
+        (Collection, "_get_dataset", _dataset_sorted_and_kept, "patched_for_plain_sorts"),
+        (Cursor, "_compute_results", _results_copied_once, "patched_to_copy_once"),
+        (Collection, "find_one", _find_one_by_id, "patched_for_id_lookups"),
+        (CollectionStore, "_remove_expired_documents", _sweep_now_and_then, "patched_for_sweeps"),
+        (BulkOperationBuilder, "add_update", _bulk_update_without_sort, "patched_for_sort"),
+    )
+    for owner, name, patch, marker in patches:
+        current = getattr(owner, name, None)
+        if not getattr(current, marker, False):  # once, however many clients are made
+            setattr(owner, name, patch(current))
 
 
 def pinned_mongomock_version(requirements: Path = REQUIREMENTS) -> str:
