@@ -37,6 +37,7 @@ from server.database import close, connect
 from server.runtime import use_event_loop
 from services.common.datastore import guarded
 from services.common.durability import DurableDatabase
+from tests.support.wire import answer_housekeeping
 
 SESSION_ID = ObjectId()
 SESSION = {"_id": SESSION_ID, "user_id": "0123456789abcdef01234567", "created_at": 1_700_000_000.0,
@@ -51,11 +52,10 @@ def serve() -> None:
     from mockupdb import MockupDB
 
     def answer(request) -> bool:
+        answered = answer_housekeeping(request)
+        if answered is not None:
+            return answered
         name = (request.command_name or "").lower()
-        if name in ("ping", "endsessions", "createindexes"):
-            return request.ok()
-        if name == "buildinfo":
-            return request.ok(version="7.0.0", versionArray=[7, 0, 0, 0])
         if name == "find":
             doc = request.doc
             return request.ok(cursor={"id": 0, "ns": f"{doc['$db']}.{doc['find']}", "firstBatch": [SESSION]})

@@ -25,6 +25,7 @@ from server.app import VideoApp, build_services
 from server.config import ConfigError, load_config
 from server.database import close, connect
 from tests.support import REPO_ROOT, TEST_SECRET, ServerProcess, close_server, listen, loop_in_thread, request
+from tests.support.wire import answer_housekeeping
 
 PLAYBACK_TOKEN = "playback-token-that-must-not-leak"
 VIDEO_ID = "a" * 24
@@ -92,12 +93,8 @@ def spans():
 
 
 def answer(request) -> bool:
-    name = (request.command_name or "").lower()
-    if name in ("ping", "endsessions", "createindexes"):
-        return request.ok()
-    if name == "buildinfo":
-        return request.ok(version="7.0.0", versionArray=[7, 0, 0, 0])
-    return False  # unanswered: the driver times out, and the request answers 503
+    # Anything else unanswered: the driver times out, and the request answers 503.
+    return answer_housekeeping(request) or False
 
 
 @pytest.fixture
