@@ -16,7 +16,9 @@ What a connection does, as Tornado's did unless said:
 
 - **Keep-alive and pipelining**: requests are answered one after another, in order; what a
   client sends ahead is parsed and queued, and reading pauses while the queue holds more
-  than ``QUEUE_HIGH_WATER`` bytes. HTTP/1.0 keeps the connection only when asked to.
+  than ``QUEUE_HIGH_WATER`` bytes or ``QUEUE_MAX_EVENTS`` events, and while the client does
+  not read its answers (the transport's buffer over its high-water mark): no next request
+  starts until it does. HTTP/1.0 keeps the connection only when asked to.
   ``Expect: 100-continue`` gets its interim answer once the handler has seen the headers.
 - **Early answers** (given before the request's body was read; handlers answer 400, 401,
   404, 405 and 413 from the headers alone): a body of known, bounded length (a
@@ -76,6 +78,9 @@ IDLE_SECONDS = 3600
 MAX_BODY_BYTES = 100 * 1024 * 1024
 # Request body queued behind a handler that is not ready for it before reading pauses.
 QUEUE_HIGH_WATER = 256 * 1024
+# Parsed events (heads, pieces of bodies, ends) queued ahead, as a pipelining client sends them,
+# before reading pauses: what one read can hold is parsed, then no more until they are handled.
+QUEUE_MAX_EVENTS = 64
 DEFAULT_BACKLOG = 128
 
 CONTINUE = b"HTTP/1.1 100 (Continue)\r\n\r\n"
@@ -341,7 +346,10 @@ class HTTPProtocol(asyncio.Protocol):
         return None  # the transport closes; connection_lost tells the request
 
     def pause_writing(self) -> None:
+        # The client is not reading its answers: take no next request (and read nothing more)
+        # until it does, as Tornado read the next request only once an answer was sent.
         self.writing_paused = True
+        self.pause_input()
 
     def resume_writing(self) -> None:
         self.writing_paused = False
@@ -349,6 +357,8 @@ class HTTPProtocol(asyncio.Protocol):
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+        if not self.closed:
+            self.drain()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -423,28 +433,37 @@ class HTTPProtocol(asyncio.Protocol):
 
     def push(self, kind: int, value: Any) -> None:
         """Handles what was parsed now, or queues it behind what must happen first."""
-        if self.waiting or self.events or (self.request is not None and kind in NEXT_REQUEST):
+        if self.waiting or self.events or (kind in NEXT_REQUEST and not self.may_start_next()):
             self.events.append((kind, value))
             if kind == BODY:
                 self.queued_bytes += len(value)
-                if self.queued_bytes > QUEUE_HIGH_WATER and not self.reading_paused and not self.closed:
-                    self.reading_paused = True
-                    self.transport.pause_reading()
+            if self.queued_bytes > QUEUE_HIGH_WATER or len(self.events) > QUEUE_MAX_EVENTS:
+                self.pause_input()
             return
         self.handle(kind, value)
+
+    def may_start_next(self) -> bool:
+        """A next request starts once the one before is answered and its answer taken."""
+        return self.request is None and not self.writing_paused
+
+    def pause_input(self) -> None:
+        if not self.reading_paused and not self.closed and not self.lingering:
+            self.reading_paused = True
+            self.transport.pause_reading()
 
     def drain(self) -> None:
         """Handles the queued events until one must wait."""
         events = self.events
         while events and not self.waiting and not self.ending:
             kind, value = events[0]
-            if self.request is not None and kind in NEXT_REQUEST:
+            if kind in NEXT_REQUEST and not self.may_start_next():
                 break
             events.popleft()
             if kind == BODY:
                 self.queued_bytes -= len(value)
             self.handle(kind, value)
-        if self.reading_paused and self.queued_bytes <= QUEUE_HIGH_WATER // 2 and not self.ending:
+        if (self.reading_paused and self.queued_bytes <= QUEUE_HIGH_WATER // 2
+                and len(events) <= QUEUE_MAX_EVENTS // 2 and not self.writing_paused and not self.ending):
             self.reading_paused = False
             self.transport.resume_reading()
 

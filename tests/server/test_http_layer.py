@@ -11,6 +11,7 @@ import pytest
 import tornado.web
 from tornado.netutil import bind_sockets
 
+from handlers.openapi import openapi_json
 from server.connection import HTTPServer
 from tests.support import HOST, PASSWORD, open_raw_connection, wait_until
 
@@ -360,3 +361,23 @@ async def test_a_closed_connection_is_freed_at_once_without_the_garbage_collecto
         assert freed() is None
     finally:
         gc.enable()
+
+
+@pytest.mark.gen_test
+async def test_a_client_that_does_not_read_its_answers_has_no_more_of_them_made_until_it_does(http_server, base_url):
+    # Tornado read a next request only once the answer before was sent; here too, or a client
+    # pipelining requests it never reads would have the server buffer every answer.
+    count = 200  # some 13 MB of answers, far past what the sockets' buffers hold
+    reader, writer = await open_raw_connection(base_url)
+    try:
+        writer.write(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n" * count)
+        (protocol,) = http_server.protocols
+        await wait_until(lambda: protocol.writing_paused)
+        await asyncio.sleep(0.3)  # time for every queued request to be answered, were they taken
+        answer_bytes = len(openapi_json().encode())
+        assert protocol.transport.get_write_buffer_size() < 64 * 1024 + 2 * answer_bytes
+        answers = [await _read_response(reader) for _ in range(count)]  # reading lets it go on
+        assert [status for status, _, _ in answers] == [200] * count
+        assert all(len(body) == answer_bytes for _, _, body in answers)
+    finally:
+        writer.close()
