@@ -322,6 +322,8 @@ async def test_the_original_apps_sequence_still_works_unchanged(api):
                            token=token)
     assert stream.status == 200
     assert stream.json["stream_url"].split("/embed/")[1].split("?")[0]
+    refused = await api.request("POST", "/auth/logout", body=b"\r\n", token=token)  # a body, and not JSON
+    assert_json_error(refused, 400)
     logout = await api.request("POST", "/auth/logout", body=b"", token=token)
     assert (logout.status, logout.json) == (200, {"message": "Logout successful"})
     assert (await api.get("/dashboard", token=token)).status == 401
